@@ -1,0 +1,214 @@
+"""Results -> metric families. The only module that knows metric names.
+
+Families are built afresh on every scrape from the store's immutable snapshot, so a scrape
+never waits on a probe and a vanished node or port vanishes from the output with it.
+Sample output:
+
+    cucm_tls_version_accepted{cluster="lab",node="p",port="2445",service="tvs",version="TLS 1.0"} 0
+    cucm_tls_min_version{cluster="lab",node="p",port="2445",service="tvs"} 1.2
+    cucm_probe_success{cluster="lab",node="p",probe="tls"} 1
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.results import PortResult, ProbeRun, TlsProbeResult
+from exporter.store import ExporterState, Key, ResultStore
+
+_PORT_LABELS = ["cluster", "node", "port", "service"]
+_PROBE_LABELS = ["cluster", "node", "probe"]
+
+
+def _cached(what: str, interval: float) -> str:
+    # Probes run on a schedule, not at scrape time (DESIGN.md): say so where users look.
+    return f"{what} Cached: refreshed by the scheduled probe every {interval:g}s."
+
+
+class CucmCollector(Collector):
+    """Exposes the latest probe results and the exporter's own state."""
+
+    def __init__(self, store: ResultStore, state: ExporterState) -> None:
+        self._store = store
+        self._state = state
+
+    def describe(self) -> list[Metric]:
+        return []  # collect() is cheap but dynamic; nothing to pre-register
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._store.snapshot()
+        yield from self._probe_families(snapshot)
+        yield from self._tls_families(snapshot)
+        yield from self._self_families()
+
+    def _probe_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
+        success = GaugeMetricFamily(
+            "cucm_probe_success",
+            "1 if the last scheduled run of the probe gave a clean verdict for every target.",
+            labels=_PROBE_LABELS,
+        )
+        duration = GaugeMetricFamily(
+            "cucm_probe_duration_seconds",
+            "How long the last scheduled run of the probe took.",
+            labels=_PROBE_LABELS,
+        )
+        last_run = GaugeMetricFamily(
+            "cucm_probe_last_run_timestamp_seconds",
+            "When the last scheduled run of the probe started (unix time); all cucm_ target "
+            "metrics are as of this run.",
+            labels=_PROBE_LABELS,
+        )
+        for (cluster, node, probe), run in sorted(snapshot.items()):
+            labels = [cluster, node, probe]
+            success.add_metric(labels, 1.0 if run.success else 0.0)
+            duration.add_metric(labels, run.duration_seconds)
+            last_run.add_metric(labels, run.started)
+        yield from (success, duration, last_run)
+
+    def _tls_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
+        interval = self._state.config.probes.tls.interval
+        families = _TlsFamilies(interval)
+        for (cluster, node, probe), run in sorted(snapshot.items()):
+            if probe == "tls" and isinstance(run.result, TlsProbeResult):
+                for port in run.result.ports:
+                    families.add(cluster, node, port)
+        yield from families.all()
+
+    def _self_families(self) -> Iterator[Metric]:
+        build = GaugeMetricFamily(
+            "cucm_exporter_build_info",
+            "A metric with a constant '1' value labeled by the exporter's version and the "
+            "Python it runs on.",
+            labels=["version", "python_version"],
+        )
+        build.add_metric([__version__, platform.python_version()], 1.0)
+        yield build
+        yield GaugeMetricFamily(
+            "cucm_exporter_config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded; 0 means the previous config runs on.",
+            value=1.0 if self._state.last_reload_successful else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "cucm_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (unix time).",
+            value=self._state.last_reload_success_timestamp,
+        )
+
+
+class _TlsFamilies:
+    """The cucm_tls_* families of one scrape, filled port by port."""
+
+    def __init__(self, interval: float) -> None:
+        def family(name: str, what: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, _cached(what, interval), labels=[*_PORT_LABELS, *extra])
+
+        self.up = family(
+            "cucm_tls_up", "1 if the port answered TLS at all (accepted or refused a version)."
+        )
+        self.accepted = family(
+            "cucm_tls_version_accepted",
+            "1 if a handshake pinned to the version (min = max) succeeded, 0 if the server "
+            "rejected it; absent when the probe could not tell.",
+            ("version",),
+        )
+        self.result = family(
+            "cucm_tls_version_result",
+            "1 for the classified outcome of the handshake pinned to the version.",
+            ("version", "result"),
+        )
+        self.min_version = family(
+            "cucm_tls_min_version", "Lowest TLS version the port accepts (1.0, 1.1, 1.2, 1.3)."
+        )
+        self.max_version = family(
+            "cucm_tls_max_version", "Highest TLS version the port accepts (1.0, 1.1, 1.2, 1.3)."
+        )
+        self.negotiated = family(
+            "cucm_tls_version_info",
+            "1 for the TLS version a modern default client negotiates.",
+            ("version",),
+        )
+        self.cipher = family(
+            "cucm_tls_cipher_info",
+            "1 for the cipher suite (OpenSSL name) a modern default client negotiates.",
+            ("cipher",),
+        )
+        self.handshake = family(
+            "cucm_tls_handshake_duration_seconds", "Time of the modern default handshake."
+        )
+        self.not_after = family(
+            "cucm_tls_cert_not_after_timestamp_seconds",
+            "When the port's leaf certificate expires (unix time).",
+        )
+        self.not_before = family(
+            "cucm_tls_cert_not_before_timestamp_seconds",
+            "When the port's leaf certificate became valid (unix time); it moves when the "
+            "certificate is regenerated.",
+        )
+        self.cert_info = family(
+            "cucm_tls_cert_info",
+            "1, labeled with the port's leaf certificate; a new fingerprint means the "
+            "certificate was regenerated.",
+            ("fingerprint_sha256", "serial", "subject", "issuer"),
+        )
+        self.verified = family(
+            "cucm_tls_cert_verified",
+            "1 if the certificate verified against the configured CA bundle and node name; "
+            "absent when no ca_file is configured.",
+        )
+
+    def add(self, cluster: str, node: str, port: PortResult) -> None:
+        labels = [cluster, node, str(port.port), port.service]
+        self.up.add_metric(labels, 1.0 if port.speaks_tls else 0.0)
+        for handshake in port.pinned:
+            assert handshake.pinned is not None
+            version = handshake.pinned.label
+            accepted = port.accepted(handshake)
+            if accepted is not None:
+                self.accepted.add_metric([*labels, version], 1.0 if accepted else 0.0)
+            self.result.add_metric([*labels, version, handshake.outcome.value], 1.0)
+        if (lowest := port.min_version) is not None:
+            self.min_version.add_metric(labels, lowest.number)
+        if (highest := port.max_version) is not None:
+            self.max_version.add_metric(labels, highest.number)
+        modern = port.modern
+        if modern.negotiated is not None:
+            self.negotiated.add_metric([*labels, modern.negotiated.label], 1.0)
+            self.handshake.add_metric(labels, modern.duration_seconds)
+        if modern.cipher is not None:
+            self.cipher.add_metric([*labels, modern.cipher], 1.0)
+        if (certificate := port.certificate) is not None:
+            self.not_after.add_metric(labels, certificate.not_after)
+            self.not_before.add_metric(labels, certificate.not_before)
+            self.cert_info.add_metric(
+                [
+                    *labels,
+                    certificate.fingerprint_sha256,
+                    certificate.serial,
+                    certificate.subject,
+                    certificate.issuer,
+                ],
+                1.0,
+            )
+        if port.verified is not None:
+            self.verified.add_metric(labels, 1.0 if port.verified else 0.0)
+
+    def all(self) -> tuple[GaugeMetricFamily, ...]:
+        return (
+            self.up,
+            self.accepted,
+            self.result,
+            self.min_version,
+            self.max_version,
+            self.negotiated,
+            self.cipher,
+            self.handshake,
+            self.not_after,
+            self.not_before,
+            self.cert_info,
+            self.verified,
+        )

@@ -1,0 +1,437 @@
+"""The configuration file: a strict, typed model whose every error names its path.
+
+Defaults live here and nowhere else. `load_config` reads YAML, resolves secrets (inline,
+`${ENV_VAR}` or `*_file`), checks cross-field rules, and raises `ConfigError` carrying every
+problem at once, each prefixed with its path (`clusters[0].nodes[2].host: ...`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from exporter.results import TlsVersion
+
+__all__ = [
+    "ClusterConfig",
+    "ConfigError",
+    "ExporterConfig",
+    "NodeConfig",
+    "PortConfig",
+    "ScheduledProbeConfig",
+    "SnmpCredentials",
+    "TlsProbeConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; `problems` lists every reason, each naming its path."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --- scalar types ------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _parse_duration(value: object) -> float:
+    """Accept Prometheus-style durations ("500ms", "1m30s") or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 1m or 500ms")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value and _DURATION.sub("", value) == "":
+        seconds = sum(
+            float(m["value"]) * _UNIT_SECONDS[m["unit"]] for m in _DURATION.finditer(value)
+        )
+    else:
+        raise ValueError(f"expected a duration such as 30s, 1m or 500ms, got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_parse_duration)]
+
+
+def _parse_tls_version(value: object) -> object:
+    # YAML reads `1.0` as a float; CUCM's CLI and our labels use the text "1.0".
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, str) and value.upper().startswith("TLS"):
+        return value[3:].strip().lstrip("v")
+    return value
+
+
+ConfiguredTlsVersion = Annotated[TlsVersion, BeforeValidator(_parse_tls_version)]
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=_NAME_PATTERN, max_length=63)]
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$")
+
+
+def _check_host(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOST.match(value):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+    return value
+
+
+Host = Annotated[str, BeforeValidator(_check_host)]
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: object) -> object:
+    """Replace `${VAR}` in an inline secret; an unset variable is an error, never ''."""
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _resolve_path(value: object, info: ValidationInfo) -> object:
+    """Relative paths are relative to the directory of the config file."""
+    if not isinstance(value, str | Path):
+        return value
+    base = (info.context or {}).get("base_dir", Path.cwd())
+    return Path(base) / Path(value).expanduser()
+
+
+def _read_secret_file(value: object, info: ValidationInfo) -> object:
+    path = _resolve_path(value, info)
+    if not isinstance(path, Path):
+        return path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ValueError(f"{path} is empty")
+    return secret
+
+
+InlineSecret = Annotated[SecretStr, BeforeValidator(_expand_env)]
+SecretFile = Annotated[SecretStr, BeforeValidator(_read_secret_file)]
+ExistingFile = Annotated[Path, BeforeValidator(_resolve_path)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SnmpCredentials(_Strict):
+    """SNMP v2c community or v3 USM user. Secret values never print (pydantic SecretStr)."""
+
+    version: Literal["2c", "3"]
+    community: InlineSecret | None = None
+    community_file: SecretFile | None = None
+    username: str | None = None
+    auth_protocol: Literal["SHA", "SHA256"] | None = None
+    auth_password: InlineSecret | None = None
+    auth_password_file: SecretFile | None = None
+    priv_protocol: Literal["AES", "AES128"] | None = None
+    priv_password: InlineSecret | None = None
+    priv_password_file: SecretFile | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("version"), int | float):
+            data = {**data, "version": "3" if data["version"] == 3 else str(data["version"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> Self:
+        pairs = {
+            "community": (self.community, self.community_file),
+            "auth_password": (self.auth_password, self.auth_password_file),
+            "priv_password": (self.priv_password, self.priv_password_file),
+        }
+        for name, (inline, from_file) in pairs.items():
+            if inline is not None and from_file is not None:
+                raise ValueError(f"set {name} or {name}_file, not both")
+        if self.version == "2c":
+            if self.community_value is None:
+                raise ValueError("SNMP v2c needs community or community_file")
+            v3_only = [
+                name
+                for name in ("username", "auth_protocol", "priv_protocol")
+                if getattr(self, name) is not None
+            ]
+            if v3_only or self.auth_value is not None or self.priv_value is not None:
+                raise ValueError("SNMP v2c takes only community or community_file")
+            return self
+        if self.community_value is not None:
+            raise ValueError("SNMP v3 does not use a community")
+        if not self.username:
+            raise ValueError("SNMP v3 needs username")
+        if (self.auth_protocol is None) != (self.auth_value is None):
+            raise ValueError("SNMP v3 auth_protocol and auth_password go together")
+        if (self.priv_protocol is None) != (self.priv_value is None):
+            raise ValueError("SNMP v3 priv_protocol and priv_password go together")
+        if self.priv_protocol is not None and self.auth_protocol is None:
+            raise ValueError("SNMP v3 privacy needs authentication (authPriv)")
+        for name, secret in (
+            ("auth_password", self.auth_value),
+            ("priv_password", self.priv_value),
+        ):
+            if secret is not None and len(secret.get_secret_value()) < 8:
+                raise ValueError(f"SNMP v3 {name} must be at least 8 characters (RFC 3414)")
+        return self
+
+    @property
+    def community_value(self) -> SecretStr | None:
+        return self.community or self.community_file
+
+    @property
+    def auth_value(self) -> SecretStr | None:
+        return self.auth_password or self.auth_password_file
+
+    @property
+    def priv_value(self) -> SecretStr | None:
+        return self.priv_password or self.priv_password_file
+
+
+# --- probes ------------------------------------------------------------------------------
+
+
+class PortConfig(_Strict):
+    """A TLS port to sweep and the CUCM service behind it (used as the `service` label)."""
+
+    port: int = Field(ge=1, le=65535)
+    service: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
+
+
+# CUCM's own listeners that `set tls min-version` governs (reference/tls-probing.md §5):
+# Tomcat HTTPS serves the secure directory, TVS validates its certificate for legacy phones.
+DEFAULT_TLS_PORTS = (PortConfig(port=8443, service="tomcat"), PortConfig(port=2445, service="tvs"))
+ALL_TLS_VERSIONS = tuple(TlsVersion)
+
+
+class ScheduledProbeConfig(_Strict):
+    """Settings every scheduled probe has."""
+
+    enabled: bool = True
+    interval: Duration = 60.0
+    timeout: Duration = 20.0
+    jitter: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> Self:
+        if self.interval <= 0:
+            raise ValueError("interval must be positive")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must be below interval ({self.interval:g}s)"
+            )
+        if self.jitter >= self.interval:
+            raise ValueError(
+                f"jitter ({self.jitter:g}s) must be below interval ({self.interval:g}s)"
+            )
+        return self
+
+
+class TlsProbeConfig(ScheduledProbeConfig):
+    """Pinned-version handshakes per node and port."""
+
+    handshake_timeout: Duration = 3.0
+    concurrency: int = Field(default=4, ge=1, le=64)
+    versions: tuple[ConfiguredTlsVersion, ...] = ALL_TLS_VERSIONS
+    ports: tuple[PortConfig, ...] = DEFAULT_TLS_PORTS
+    ca_file: ExistingFile | None = None
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        if not self.versions:
+            raise ValueError("versions must name at least one TLS version")
+        if len(set(self.versions)) != len(self.versions):
+            raise ValueError("versions must not repeat")
+        if not self.ports:
+            raise ValueError("ports must list at least one port")
+        ports = [p.port for p in self.ports]
+        if len(set(ports)) != len(ports):
+            raise ValueError("ports must not repeat")
+        if not 0 < self.handshake_timeout <= self.timeout:
+            raise ValueError(
+                f"handshake_timeout ({self.handshake_timeout:g}s) must be positive and at most "
+                f"timeout ({self.timeout:g}s)"
+            )
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"ca_file {self.ca_file} does not exist")
+        return self
+
+
+class ProbesConfig(_Strict):
+    tls: TlsProbeConfig = TlsProbeConfig()
+
+
+class SchedulerConfig(_Strict):
+    """Limits that hold across every node and probe."""
+
+    max_concurrent_probes: int = Field(default=16, ge=1, le=1024)
+
+
+# --- targets -----------------------------------------------------------------------------
+
+
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
+class NodeConfig(_Strict):
+    """One CUCM node.
+
+    `address` is where to connect (default `host`); `tls_server_name` is the name sent as SNI
+    and verified (default `host`). `port_map` sends CUCM's standard ports elsewhere (NAT, port
+    forwards, the lab) while labels keep the standard number.
+    """
+
+    name: Name
+    host: Host
+    address: Host | None = None
+    tls_server_name: Host | None = None
+    port_map: dict[PortNumber, PortNumber] = Field(default_factory=dict)
+    snmp: SnmpCredentials | None = None
+
+    @property
+    def connect_address(self) -> str:
+        return self.address or self.host
+
+    @property
+    def server_name(self) -> str:
+        return self.tls_server_name or self.host
+
+    def connect_port(self, standard_port: int) -> int:
+        return self.port_map.get(standard_port, standard_port)
+
+
+class ClusterConfig(_Strict):
+    name: Name
+    nodes: tuple[NodeConfig, ...] = Field(min_length=1)
+    snmp: SnmpCredentials | None = None
+
+    @model_validator(mode="after")
+    def _unique_nodes(self) -> Self:
+        names = [n.name for n in self.nodes]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"node names must be unique in a cluster: {', '.join(repeated)}")
+        return self
+
+
+class ExporterConfig(_Strict):
+    """The whole configuration file."""
+
+    scheduler: SchedulerConfig = SchedulerConfig()
+    probes: ProbesConfig = ProbesConfig()
+    clusters: tuple[ClusterConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_clusters(self) -> Self:
+        names = [c.name for c in self.clusters]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"cluster names must be unique: {', '.join(repeated)}")
+        return self
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def load_config(path: Path) -> ExporterConfig:
+    """Read and validate a config file; raise ConfigError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigError([f"{path}: cannot read the config file: {reason}"]) from None
+    return parse_config(text, base_dir=path.parent, source=str(path))
+
+
+def parse_config(text: str, *, base_dir: Path, source: str = "<config>") -> ExporterConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{source}: invalid YAML{where}: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping with a clusters list"])
+    try:
+        return ExporterConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+        raise ConfigError([_describe(e) for e in errors if not _is_echo(e, errors)]) from None
+
+
+def _is_echo(error: Any, errors: Sequence[Any]) -> bool:
+    """pydantic adds "too short" for a list whose items failed; the item errors say it all."""
+    loc = tuple(error["loc"])
+    return error["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][: len(loc)]) == loc for other in errors
+    )
+
+
+def _describe(error: Any) -> str:
+    path = _format_path(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = "unknown field"
+    elif kind == "missing":
+        message = "required field is missing"
+    else:
+        message = str(error["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+    return f"{path or '(top level)'}: {message}"
+
+
+def _format_path(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-", "constrained-")):
+            continue  # pydantic's names for validator steps, not config keys
+        else:
+            path += f".{part}" if path else part
+    return path

@@ -1,0 +1,261 @@
+"""The simulated cluster: CUCM nodes with TLS listeners, run on a loop of their own.
+
+The lab runs in a background thread so that whatever it serves cannot be slowed down by (or
+slow down) the exporter under test; its public methods are blocking and thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+import threading
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+
+from exporter.lab.certs import Issued, LabCA
+from exporter.lab.tls import VERSIONS, PortFault, TlsListener, server_context
+
+T = TypeVar("T")
+
+# The two listeners the directory depends on: Tomcat (secure directory) and TVS (which a legacy
+# phone asks about Tomcat's certificate). reference/tls-probing.md §5.
+TLS_SERVICES: Mapping[int, str] = {8443: "tomcat", 2445: "tvs"}
+DEFAULT_TOPOLOGY: Mapping[str, tuple[str, ...]] = {"lab": ("cucm-pub", "cucm-sub1")}
+LAB_DOMAIN = "test"  # reserved for testing (RFC 2606): never resolves to a real host
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What a lab node looks like from outside right now."""
+
+    cluster: str
+    name: str
+    host: str  # the node's DNS name (in its certificate; not resolvable)
+    address: str  # where it really listens
+    ports: Mapping[int, int]  # CUCM's standard port -> the port the lab bound
+    min_version: str
+    max_version: str
+    up: bool
+    fingerprint_sha256: str
+    serial: int
+    restarts: int
+
+
+class LabNode:
+    """One simulated node. Lives on the lab's loop; use it through `Lab`."""
+
+    def __init__(self, cluster: str, name: str, ca: LabCA, address: str) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.address = address
+        self.host = f"{name}.{cluster}.{LAB_DOMAIN}"
+        self.min_version = "1.0"  # CUCM's default on an upgraded cluster
+        self.max_version = "1.2"  # no TLS 1.3 before 15SU2
+        self.restarts = 0
+        self._ca = ca
+        self._issued: Issued = ca.issue(f"{cluster}-{name}", [self.host])
+        self.listeners = {port: TlsListener(address, 0) for port in TLS_SERVICES}
+
+    def state(self) -> NodeState:
+        der = self._issued.certificate.public_bytes(serialization.Encoding.DER)
+        return NodeState(
+            cluster=self.cluster,
+            name=self.name,
+            host=self.host,
+            address=self.address,
+            ports={std: listener.port for std, listener in self.listeners.items()},
+            min_version=self.min_version,
+            max_version=self.max_version,
+            up=all(listener.running for listener in self.listeners.values()),
+            fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+            serial=self._issued.certificate.serial_number,
+            restarts=self.restarts,
+        )
+
+    async def start(self) -> None:
+        context = server_context(
+            self._issued.cert_file, self._issued.key_file, self.min_version, self.max_version
+        )
+        for listener in self.listeners.values():
+            await listener.start(context)
+
+    async def stop(self) -> None:
+        for listener in self.listeners.values():
+            await listener.stop()
+
+    async def apply_tls_policy(
+        self, min_version: str, max_version: str, *, regenerate_certificate: bool, downtime: float
+    ) -> None:
+        """What `set tls min-version` does to a node: it goes away, then returns with the new
+        policy (and, when reverting, with a regenerated certificate)."""
+        if VERSIONS[min_version] > VERSIONS[max_version]:
+            raise ValueError(f"min_version {min_version} is above max_version {max_version}")
+        await self.stop()
+        self.min_version, self.max_version = min_version, max_version
+        if regenerate_certificate:
+            self._issued = self._ca.issue(f"{self.cluster}-{self.name}", [self.host])
+        await asyncio.sleep(downtime)
+        self.restarts += 1
+        await self.start()
+
+
+class Lab:
+    """A simulated CUCM deployment on loopback.
+
+    >>> with Lab() as lab:
+    ...     lab.set_tls_policy("cucm-pub", "1.2")
+    """
+
+    def __init__(
+        self,
+        topology: Mapping[str, tuple[str, ...]] = DEFAULT_TOPOLOGY,
+        *,
+        address: str = "127.0.0.1",
+        directory: Path | None = None,
+        restart_downtime: float = 0.5,
+    ) -> None:
+        self._tempdir = None if directory else tempfile.TemporaryDirectory(prefix="cucm-lab-")
+        self.directory = directory or Path(self._tempdir.name)  # type: ignore[union-attr]
+        self.restart_downtime = restart_downtime
+        self._topology = topology
+        self._address = address
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cucm-lab", daemon=True)
+        self._nodes: dict[tuple[str, str], LabNode] = {}
+        self.ca: LabCA | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Self:
+        self._thread.start()
+        self._call(self._start())
+        return self
+
+    async def _start(self) -> None:
+        self.ca = LabCA(self.directory)
+        for cluster, names in self._topology.items():
+            for name in names:
+                node = LabNode(cluster, name, self.ca, self._address)
+                self._nodes[(cluster, name)] = node
+                await node.start()
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self._call(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+
+    async def _stop(self) -> None:
+        for node in self._nodes.values():
+            await node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- inspection ----------------------------------------------------------------------
+
+    @property
+    def ca_file(self) -> Path:
+        assert self.ca is not None, "the lab is not started"
+        return self.ca.bundle_file
+
+    def nodes(self) -> list[NodeState]:
+        return self._call(self._states())
+
+    def node(self, name: str, cluster: str | None = None) -> NodeState:
+        return self._call(self._states([self._find(name, cluster)]))[0]
+
+    async def _states(self, nodes: list[LabNode] | None = None) -> list[NodeState]:
+        return [node.state() for node in (nodes if nodes is not None else self._nodes.values())]
+
+    # --- control -------------------------------------------------------------------------
+
+    def set_tls_policy(
+        self,
+        name: str,
+        min_version: str,
+        max_version: str | None = None,
+        *,
+        cluster: str | None = None,
+        regenerate_certificate: bool = False,
+    ) -> NodeState:
+        """Like `set tls min-version X` on the node: restart it with the new policy."""
+        node = self._find(name, cluster)
+        self._call(
+            node.apply_tls_policy(
+                min_version,
+                max_version or max(node.max_version, min_version, key=VERSIONS.__getitem__),
+                regenerate_certificate=regenerate_certificate,
+                downtime=self.restart_downtime,
+            )
+        )
+        return self.node(name, cluster)
+
+    def set_port_fault(
+        self, name: str, port: int, fault: PortFault, *, cluster: str | None = None
+    ) -> None:
+        """Make a node's standard `port` stall, reset or babble instead of doing TLS."""
+        self._find(name, cluster).listeners[port].fault = fault
+
+    # --- exporter configuration ----------------------------------------------------------
+
+    def exporter_config(self, *, interval: float = 10.0, timeout: float = 8.0) -> dict[str, Any]:
+        """A config file (as data) that points the exporter at every lab node."""
+        clusters: dict[str, list[dict[str, Any]]] = {}
+        for state in self.nodes():
+            clusters.setdefault(state.cluster, []).append(
+                {
+                    "name": state.name,
+                    "host": state.host,
+                    "address": state.address,
+                    "port_map": dict(state.ports),
+                }
+            )
+        return {
+            "probes": {
+                "tls": {
+                    "interval": f"{interval:g}s",
+                    "timeout": f"{timeout:g}s",
+                    "jitter": "0s",
+                    "handshake_timeout": f"{min(3.0, timeout):g}s",
+                    "ca_file": str(self.ca_file),
+                }
+            },
+            "clusters": [{"name": name, "nodes": nodes} for name, nodes in clusters.items()],
+        }
+
+    def write_exporter_config(self, path: Path, **kwargs: float) -> Path:
+        path.write_text(yaml.safe_dump(self.exporter_config(**kwargs), sort_keys=False))
+        return path
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _find(self, name: str, cluster: str | None) -> LabNode:
+        matches = [
+            n for (c, n_name), n in self._nodes.items() if n_name == name and cluster in (None, c)
+        ]
+        if len(matches) != 1:
+            raise KeyError(f"no single lab node named {name!r} (cluster {cluster!r})")
+        return matches[0]
+
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)

@@ -1,0 +1,83 @@
+"""A small HTTP API on loopback to steer a running lab from another terminal or process."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+
+from exporter.lab.cluster import Lab
+from exporter.lab.tls import VERSIONS, PortFault
+
+
+def control_app(lab: Lab) -> web.Application:
+    """The routes:
+
+    GET  /nodes                 every node's state
+    POST /nodes/{node}/tls      {"min_version", "max_version"?, "regenerate_certificate"?}
+    POST /nodes/{node}/fault    {"port", "fault"}
+
+    `?cluster=` picks among nodes of the same name.
+    """
+
+    async def nodes(request: web.Request) -> web.Response:
+        states = await asyncio.to_thread(lab.nodes)
+        return web.json_response([_as_json(s) for s in states])
+
+    async def set_tls(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        min_version, max_version = body.get("min_version"), body.get("max_version")
+        if min_version not in VERSIONS or max_version not in (None, *VERSIONS):
+            raise web.HTTPBadRequest(text=f"versions must be one of {', '.join(VERSIONS)}\n")
+        try:
+            state = await asyncio.to_thread(
+                lab.set_tls_policy,
+                request.match_info["node"],
+                min_version,
+                max_version,
+                cluster=request.query.get("cluster"),
+                regenerate_certificate=bool(body.get("regenerate_certificate", False)),
+            )
+        except (KeyError, ValueError) as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
+        return web.json_response(_as_json(state))
+
+    async def set_fault(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        try:
+            fault = PortFault(body.get("fault", "none"))
+            await asyncio.to_thread(
+                lab.set_port_fault,
+                request.match_info["node"],
+                int(body["port"]),
+                fault,
+                cluster=request.query.get("cluster"),
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            raise web.HTTPBadRequest(text=f"bad fault request: {error}\n") from None
+        return web.json_response({"fault": fault.value})
+
+    app = web.Application()
+    app.router.add_get("/nodes", nodes)
+    app.router.add_post("/nodes/{node}/tls", set_tls)
+    app.router.add_post("/nodes/{node}/fault", set_fault)
+    return app
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="expected a JSON object\n") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="expected a JSON object\n")
+    return body
+
+
+def _as_json(state: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(state)
+    data["ports"] = {str(k): v for k, v in state.ports.items()}
+    data["serial"] = format(state.serial, "x")
+    return data

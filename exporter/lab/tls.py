@@ -1,0 +1,202 @@
+"""TLS listeners with a CUCM-like version policy, and the faults a broken port can show."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import socket
+import ssl
+import struct
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class PortFault(enum.Enum):
+    """How a port misbehaves instead of doing TLS."""
+
+    NONE = "none"
+    STALL = "stall"  # accept TCP, never answer: a hung service or a black-holing middlebox
+    RESET = "reset"  # accept TCP, then reset the connection before any TLS
+    GARBAGE = "garbage"  # answer the ClientHello with bytes that are not TLS
+
+
+def server_context(
+    cert_file: Path, key_file: Path, min_version: str, max_version: str
+) -> ssl.SSLContext:
+    """A server context accepting exactly min..max.
+
+    OpenSSL 3 refuses to sign a TLS 1.0/1.1 ServerKeyExchange at security level 1 or more
+    (MD5-SHA1 / SHA-1), so a legacy-capable listener must run at level 0, like CUCM's old
+    OpenSSL/JSSE did (reference/tls-probing.md §4.4).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = VERSIONS[min_version]
+        context.maximum_version = VERSIONS[max_version]
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+class TlsStream:
+    """A server-side TLS connection driven through memory BIOs.
+
+    asyncio's own TLS transport drops the alert OpenSSL writes when a handshake fails (the
+    client then sees a bare EOF), whereas CUCM's TLS stacks send it (`protocol_version`,
+    `handshake_failure`). Driving the SSLObject by hand lets every alert reach the wire, so
+    the exporter is tested against what a real node says.
+    """
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._receive()
+            except ssl.SSLError:
+                await self._flush()  # the alert
+                raise
+            else:
+                await self._flush()
+                return
+
+    async def read(self, size: int = 65536) -> bytes:
+        """Up to `size` bytes of application data; b"" once the client is gone."""
+        while True:
+            try:
+                return self._tls.read(size)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                if not await self._receive():
+                    return b""
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+
+    async def write(self, data: bytes) -> None:
+        self._tls.write(data)
+        await self._flush()
+
+    async def _receive(self) -> bool:
+        data = await self._reader.read(65536)
+        if not data:
+            self._incoming.write_eof()
+            return False
+        self._incoming.write(data)
+        return True
+
+    async def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self._writer.write(pending)
+            await self._writer.drain()
+
+
+# After the handshake a connection is handed to the port's service (HTTPS, TVS, ...).
+Service = Callable[[TlsStream], Awaitable[None]]
+
+
+async def hold_until_closed(stream: TlsStream) -> None:
+    """A stand-in service: read and discard until the client goes away."""
+    while await stream.read():
+        pass
+
+
+class TlsListener:
+    """A TCP listener that speaks TLS under a settable policy, or shows a fault instead."""
+
+    def __init__(self, host: str, port: int, service: Service = hold_until_closed) -> None:
+        self.host = host
+        self.port = port
+        self.fault = PortFault.NONE
+        self.context: ssl.SSLContext | None = None
+        self._service = service
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, reuse_address=True
+        )
+        # Port 0 asks the kernel for a free port; keep it so a restart comes back on it.
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and drop every open connection, as a restarting node would."""
+        if self._server is None:
+            return
+        self._server.close()
+        for writer in list(self._connections):
+            _abort(writer)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
+        try:
+            await self._serve(reader, writer)
+        except (OSError, ssl.SSLError, TimeoutError):
+            pass  # the client gave up or the handshake failed: that is the client's business
+        finally:
+            self._connections.discard(writer)
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        fault = self.fault
+        if fault is PortFault.STALL:
+            await reader.read()  # until the client hangs up
+            return
+        if fault is PortFault.RESET:
+            _abort(writer)  # RST instead of FIN
+            return
+        if fault is PortFault.GARBAGE:
+            await reader.read(5)
+            writer.write(b"HTTP/1.0 400 Bad Request\r\n\r\nthis port does not speak TLS\r\n")
+            await writer.drain()
+            return
+        assert self.context is not None
+        stream = TlsStream(reader, writer, self.context)
+        async with asyncio.timeout(10):  # a client that stalls mid-handshake is dropped
+            await stream.handshake()
+        await self._service(stream)
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            # Linger 0 turns close() into a reset, like a process that died.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def unused_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the kernel's pick, released at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port

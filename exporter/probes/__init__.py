@@ -1,0 +1,30 @@
+"""Probes fetch and return frozen results; they never touch metrics or raise on network faults.
+
+`PROBES` is the one list of probe names: the scheduler, the collector and the landing page all
+read it from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.config import ExporterConfig, NodeConfig, ScheduledProbeConfig
+from exporter.probes.tls import probe_tls
+from exporter.results import ProbeResult
+from exporter.timing import Deadline
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One kind of probe: where its settings live and the coroutine that runs it."""
+
+    name: str
+    settings: Callable[[ExporterConfig], ScheduledProbeConfig]
+    run: Callable[[NodeConfig, Any, Deadline], Awaitable[ProbeResult]]
+
+
+PROBES: dict[str, ProbeSpec] = {
+    "tls": ProbeSpec("tls", lambda config: config.probes.tls, probe_tls),
+}

@@ -1,0 +1,299 @@
+"""The TLS probe: which versions each port accepts, and what certificate it shows.
+
+For every port, one handshake pinned to each version (min = max, like sslscan) plus one with a
+modern default client. The pinned clients run at OpenSSL security level 0 so that our own
+library never refuses a legacy handshake; when it still does, the outcome is `probe_error`,
+never "rejected by the server" (reference/tls-probing.md §4.4-4.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import hashlib
+import socket
+import ssl
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from exporter.config import NodeConfig, PortConfig, TlsProbeConfig
+from exporter.results import (
+    CertificateInfo,
+    Handshake,
+    HandshakeOutcome,
+    PortResult,
+    TlsProbeResult,
+    TlsVersion,
+)
+from exporter.timing import Deadline
+
+__all__ = ["Connector", "HandshakeFacts", "classify", "open_tls", "probe_tls"]
+
+_OPENSSL_VERSIONS = {
+    TlsVersion.TLS1_0: ssl.TLSVersion.TLSv1,
+    TlsVersion.TLS1_1: ssl.TLSVersion.TLSv1_1,
+    TlsVersion.TLS1_2: ssl.TLSVersion.TLSv1_2,
+    TlsVersion.TLS1_3: ssl.TLSVersion.TLSv1_3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFacts:
+    """What a completed handshake tells: negotiated version, cipher and the leaf in DER."""
+
+    version: str | None
+    cipher: str | None
+    certificate_der: bytes | None
+
+
+# The network seam: connect, handshake, report, close. Tests may pass another.
+Connector = Callable[[str, int, ssl.SSLContext, str, float], Awaitable[HandshakeFacts]]
+
+
+async def open_tls(
+    address: str, port: int, context: ssl.SSLContext, server_name: str, budget: float
+) -> HandshakeFacts:
+    """Handshake over a real TCP connection, within `budget` seconds in all."""
+    async with asyncio.timeout(budget):
+        _, writer = await asyncio.open_connection(
+            address, port, ssl=context, server_hostname=server_name, ssl_handshake_timeout=None
+        )
+    try:
+        tls = writer.get_extra_info("ssl_object")
+        return HandshakeFacts(
+            version=tls.version(),
+            cipher=(tls.cipher() or (None,))[0],
+            certificate_der=tls.getpeercert(binary_form=True),
+        )
+    finally:
+        writer.transport.abort()  # nothing to say after the handshake; don't wait on close_notify
+
+
+# --- contexts ----------------------------------------------------------------------------
+
+
+@functools.cache
+def pinned_context(version: TlsVersion) -> ssl.SSLContext:
+    """A client that offers exactly `version`, verifying nothing, refusing nothing."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        # Setting TLS 1.0/1.1 warns; asking for them is the point of this probe.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = _OPENSSL_VERSIONS[version]
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+@functools.cache
+def modern_context(ca_file: Path | None) -> ssl.SSLContext:
+    """What an up-to-date client negotiates; verifies against `ca_file` when one is given."""
+    if ca_file is None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+# --- classification ----------------------------------------------------------------------
+
+# Our own OpenSSL said no before or instead of the server: the version's fate is unknown.
+_LOCAL_REFUSALS = frozenset(
+    {
+        "NO_CIPHERS_AVAILABLE",
+        "LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED",
+        "NO_PROTOCOLS_AVAILABLE",
+        "NO_SUITABLE_SIGNATURE_ALGORITHM",
+        "DH_KEY_TOO_SMALL",
+        "EE_KEY_TOO_SMALL",
+        "CA_MD_TOO_WEAK",
+        "UNSAFE_LEGACY_RENEGOTIATION_DISABLED",
+    }
+)
+_SSL_REASONS = {
+    "TLSV1_ALERT_PROTOCOL_VERSION": HandshakeOutcome.REJECTED_PROTOCOL_VERSION,
+    "UNSUPPORTED_PROTOCOL": HandshakeOutcome.REJECTED_UNSUPPORTED_PROTOCOL,
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY": HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
+    "NO_SHARED_CIPHER": HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
+    "UNEXPECTED_EOF_WHILE_READING": HandshakeOutcome.RESET,
+    # A record that does not parse as TLS: plain HTTP, a banner, garbage.
+    "WRONG_VERSION_NUMBER": HandshakeOutcome.NOT_TLS,
+    "PACKET_LENGTH_TOO_LONG": HandshakeOutcome.NOT_TLS,
+    "RECORD_LAYER_FAILURE": HandshakeOutcome.NOT_TLS,
+    "HTTP_REQUEST": HandshakeOutcome.NOT_TLS,
+}
+_UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+
+
+def classify(error: BaseException) -> HandshakeOutcome:
+    """Map what a failed handshake raised to an outcome (reference/tls-probing.md §4.5)."""
+    if isinstance(error, TimeoutError):
+        return HandshakeOutcome.TIMEOUT
+    if isinstance(error, socket.gaierror):
+        return HandshakeOutcome.DNS_ERROR
+    if isinstance(error, ssl.SSLError):
+        reason = error.reason or ""
+        if reason in _LOCAL_REFUSALS:
+            return HandshakeOutcome.PROBE_ERROR
+        if isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return HandshakeOutcome.RESET
+        return _SSL_REASONS.get(reason, HandshakeOutcome.TLS_ERROR)
+    if isinstance(error, ConnectionRefusedError):
+        return HandshakeOutcome.REFUSED
+    if isinstance(error, ConnectionError | EOFError | asyncio.IncompleteReadError):
+        return HandshakeOutcome.RESET
+    if isinstance(error, OSError) and error.errno in _UNREACHABLE_ERRNOS:
+        return HandshakeOutcome.UNREACHABLE
+    return HandshakeOutcome.PROBE_ERROR
+
+
+def describe(error: BaseException) -> str:
+    """The library's own words, for logs and the landing page (never a metric label)."""
+    if isinstance(error, TimeoutError):
+        return "no answer within the handshake timeout"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return f"{error.reason}: {error.strerror or error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def certificate_info(der: bytes) -> CertificateInfo:
+    certificate = x509.load_der_x509_certificate(der)
+    return CertificateInfo(
+        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+        serial=format(certificate.serial_number, "x"),
+        subject=certificate.subject.rfc4514_string(),
+        issuer=certificate.issuer.rfc4514_string(),
+        not_before=certificate.not_valid_before_utc.timestamp(),
+        not_after=certificate.not_valid_after_utc.timestamp(),
+    )
+
+
+# --- the probe ---------------------------------------------------------------------------
+
+
+async def probe_tls(
+    node: NodeConfig,
+    settings: TlsProbeConfig,
+    deadline: Deadline,
+    connect: Connector = open_tls,
+) -> TlsProbeResult:
+    """Sweep every configured port of `node`; never raises for anything the network does."""
+    limit = asyncio.Semaphore(settings.concurrency)
+    sweeper = _PortSweeper(node, settings, deadline, connect, limit)
+    ports = await asyncio.gather(*(sweeper.sweep(port) for port in settings.ports))
+    return TlsProbeResult(ports=tuple(ports))
+
+
+class _PortSweeper:
+    def __init__(
+        self,
+        node: NodeConfig,
+        settings: TlsProbeConfig,
+        deadline: Deadline,
+        connect: Connector,
+        limit: asyncio.Semaphore,
+    ) -> None:
+        self._node = node
+        self._settings = settings
+        self._deadline = deadline
+        self._connect = connect
+        self._limit = limit
+
+    async def sweep(self, port: PortConfig) -> PortResult:
+        target = self._node.connect_port(port.port)
+        pinned = [self._pinned(target, version) for version in self._settings.versions]
+        modern, *handshakes = await asyncio.gather(self._modern(target), *pinned)
+        verified, verify_error = None, ""
+        if self._settings.ca_file is not None:
+            modern, verified, verify_error = await self._unverified_fallback(target, modern)
+        return PortResult(
+            port=port.port,
+            service=port.service,
+            pinned=tuple(handshakes),
+            modern=modern,
+            verified=verified,
+            verify_error=verify_error,
+        )
+
+    async def _pinned(self, port: int, version: TlsVersion) -> Handshake:
+        handshake = await self._handshake(port, pinned_context(version), version)
+        if handshake.outcome is HandshakeOutcome.RESET:
+            # A reset may be a middlebox hiccup rather than an answer: ask once more.
+            handshake = await self._handshake(port, pinned_context(version), version)
+        return handshake
+
+    async def _modern(self, port: int) -> Handshake:
+        return await self._handshake(port, modern_context(self._settings.ca_file), None)
+
+    async def _unverified_fallback(
+        self, port: int, modern: Handshake
+    ) -> tuple[Handshake, bool | None, str]:
+        """A failed verification still tells us the certificate: look again, unverified."""
+        if modern.outcome is HandshakeOutcome.ACCEPTED:
+            return modern, True, ""
+        if not modern.detail.startswith("CERTIFICATE_VERIFY_FAILED"):
+            return modern, None, ""
+        retry = await self._handshake(port, modern_context(None), None)
+        return retry, False, modern.detail.split(": ", 1)[-1]
+
+    async def _handshake(
+        self, port: int, context: ssl.SSLContext, pinned: TlsVersion | None
+    ) -> Handshake:
+        async with self._limit:
+            budget = self._deadline.budget(self._settings.handshake_timeout)
+            started = time.perf_counter()
+            try:
+                if budget <= 0:
+                    raise TimeoutError
+                facts = await self._connect(
+                    self._node.connect_address, port, context, self._node.server_name, budget
+                )
+            except (Exception, asyncio.CancelledError) as error:
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                return Handshake(
+                    pinned=pinned,
+                    outcome=classify(error),
+                    duration_seconds=time.perf_counter() - started,
+                    detail=_verify_detail(error) or describe(error),
+                )
+        duration = time.perf_counter() - started
+        return _accepted(pinned, facts, duration)
+
+
+def _verify_detail(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"CERTIFICATE_VERIFY_FAILED: {error.verify_message}"
+    return ""
+
+
+def _accepted(pinned: TlsVersion | None, facts: HandshakeFacts, duration: float) -> Handshake:
+    negotiated = TlsVersion.from_openssl(facts.version)
+    certificate = None
+    if facts.certificate_der:
+        with contextlib.suppress(ValueError):  # a certificate we cannot parse is still a "yes"
+            certificate = certificate_info(facts.certificate_der)
+    outcome = HandshakeOutcome.ACCEPTED
+    detail = ""
+    if pinned is not None and negotiated is not pinned:
+        # Cannot happen with min = max unless the TLS library misbehaves; never count it.
+        outcome, detail = HandshakeOutcome.PROBE_ERROR, f"negotiated {facts.version}"
+    return Handshake(
+        pinned=pinned,
+        outcome=outcome,
+        duration_seconds=duration,
+        negotiated=negotiated,
+        cipher=facts.cipher,
+        certificate=certificate,
+        detail=detail,
+    )

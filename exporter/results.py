@@ -1,0 +1,200 @@
+"""Frozen result objects and reason enums: the only currency between layers.
+
+Probes build these, the store keeps them, the collector and the landing page read them.
+Nothing here knows about the network, the scheduler or Prometheus.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class TlsVersion(enum.Enum):
+    """A TLS protocol version, valued by CUCM's CLI number (`set tls min-version 1.2`)."""
+
+    TLS1_0 = "1.0"
+    TLS1_1 = "1.1"
+    TLS1_2 = "1.2"
+    TLS1_3 = "1.3"
+
+    @property
+    def label(self) -> str:
+        """The blackbox_exporter-style label value, e.g. "TLS 1.2"."""
+        return f"TLS {self.value}"
+
+    @property
+    def number(self) -> float:
+        return float(self.value)
+
+    @classmethod
+    def from_openssl(cls, name: str | None) -> TlsVersion | None:
+        """Map `SSLObject.version()` ('TLSv1', 'TLSv1.1', ...) to a version, None if unknown."""
+        return _OPENSSL_NAMES.get(name or "")
+
+
+_OPENSSL_NAMES = {
+    "TLSv1": TlsVersion.TLS1_0,
+    "TLSv1.1": TlsVersion.TLS1_1,
+    "TLSv1.2": TlsVersion.TLS1_2,
+    "TLSv1.3": TlsVersion.TLS1_3,
+}
+
+
+class HandshakeOutcome(enum.Enum):
+    """Classified outcome of one handshake (reference/tls-probing.md §4.5).
+
+    Only the `REJECTED_*` outcomes are a server's answer "no"; `RESET` counts as one only when
+    the same port proved it speaks TLS. Everything else means the probe could not tell.
+    """
+
+    ACCEPTED = "accepted"
+    REJECTED_PROTOCOL_VERSION = "rejected_protocol_version"  # server alert: its min is above ours
+    REJECTED_UNSUPPORTED_PROTOCOL = "rejected_unsupported_protocol"  # server's max is below ours
+    REJECTED_HANDSHAKE_FAILURE = "rejected_handshake_failure"  # ambiguous alert: ciphers, mTLS, ...
+    RESET = "reset"  # connection closed or reset during the handshake
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    UNREACHABLE = "unreachable"  # no route, host down
+    DNS_ERROR = "dns_error"
+    NOT_TLS = "not_tls"  # the port answered with something that is not TLS
+    TLS_ERROR = "tls_error"  # some other TLS failure reported by the peer
+    PROBE_ERROR = "probe_error"  # our own OpenSSL refused locally: says nothing about the server
+
+    @property
+    def is_server_rejection(self) -> bool:
+        return self in _REJECTIONS
+
+    @property
+    def is_tls_answer(self) -> bool:
+        """True when a TLS server was there and decided (accepted or rejected)."""
+        return self is HandshakeOutcome.ACCEPTED or self in _REJECTIONS
+
+
+_REJECTIONS = frozenset(
+    {
+        HandshakeOutcome.REJECTED_PROTOCOL_VERSION,
+        HandshakeOutcome.REJECTED_UNSUPPORTED_PROTOCOL,
+        HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    """Facts about a leaf certificate, captured whether or not it was verified."""
+
+    fingerprint_sha256: str
+    serial: str  # lowercase hex, as blackbox_exporter prints it
+    subject: str
+    issuer: str
+    not_before: float  # unix seconds
+    not_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """One handshake: pinned to `pinned` (min = max), or the modern default client if None."""
+
+    pinned: TlsVersion | None
+    outcome: HandshakeOutcome
+    duration_seconds: float
+    negotiated: TlsVersion | None = None
+    cipher: str | None = None
+    certificate: CertificateInfo | None = None
+    detail: str = ""  # the library's words, for logs and the landing page; never a label
+
+
+@dataclass(frozen=True, slots=True)
+class PortResult:
+    """Every handshake against one TLS port, plus what they add up to."""
+
+    port: int
+    service: str
+    pinned: tuple[Handshake, ...]
+    modern: Handshake
+    verified: bool | None = None  # None: no CA bundle configured
+    verify_error: str = ""
+
+    @property
+    def speaks_tls(self) -> bool:
+        return any(h.outcome.is_tls_answer for h in (*self.pinned, self.modern))
+
+    def accepted(self, handshake: Handshake) -> bool | None:
+        """Did the server accept the version? None when this handshake cannot tell.
+
+        A reset counts as a rejection only on a port that answered TLS otherwise: some TLS
+        stacks close the connection instead of sending a protocol_version alert.
+        """
+        if handshake.outcome is HandshakeOutcome.ACCEPTED:
+            return True
+        if handshake.outcome.is_server_rejection:
+            return False
+        if handshake.outcome is HandshakeOutcome.RESET and self.speaks_tls:
+            return False
+        return None
+
+    @property
+    def accepted_versions(self) -> tuple[TlsVersion, ...]:
+        return tuple(h.pinned for h in self.pinned if h.pinned and self.accepted(h))
+
+    @property
+    def min_version(self) -> TlsVersion | None:
+        versions = self.accepted_versions
+        return min(versions, key=lambda v: v.number) if versions else None
+
+    @property
+    def max_version(self) -> TlsVersion | None:
+        versions = self.accepted_versions
+        return max(versions, key=lambda v: v.number) if versions else None
+
+    @property
+    def certificate(self) -> CertificateInfo | None:
+        """The leaf certificate from the modern handshake, else from any pinned one."""
+        for handshake in (self.modern, *self.pinned):
+            if handshake.certificate is not None:
+                return handshake.certificate
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TlsProbeResult:
+    """The TLS probe's findings for one node."""
+
+    ports: tuple[PortResult, ...]
+
+    @property
+    def success(self) -> bool:
+        """Every port answered TLS and no handshake was spoiled by our own client."""
+        return all(
+            p.speaks_tls
+            and all(h.outcome is not HandshakeOutcome.PROBE_ERROR for h in (*p.pinned, p.modern))
+            for p in self.ports
+        )
+
+    @property
+    def reason(self) -> str:
+        """ "ok", or the first outcome that kept the probe from a clean verdict."""
+        if self.success:
+            return "ok"
+        outcomes = [h.outcome for p in self.ports for h in (p.modern, *p.pinned)]
+        if HandshakeOutcome.PROBE_ERROR in outcomes:
+            return HandshakeOutcome.PROBE_ERROR.value
+        return next((o.value for o in outcomes if not o.is_tls_answer), "no_tls_answer")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    """One scheduled run of one probe against one node: what every probe produces."""
+
+    cluster: str
+    node: str
+    probe: str
+    started: float  # unix seconds
+    duration_seconds: float
+    success: bool
+    reason: str  # bounded: "ok" or a classified failure
+    result: ProbeResult | None = None  # None when the run itself failed (deadline, bug)
+
+
+ProbeResult = TlsProbeResult

@@ -1,0 +1,164 @@
+"""Runs every probe against every node on an APScheduler schedule and keeps the results.
+
+One job per (node, probe): its interval and jitter from the config, `max_instances=1` so runs
+never overlap, `coalesce=True` so a stalled loop does not replay missed runs. A global
+semaphore bounds how many probe runs are in flight. Each run gets one deadline, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.config import ClusterConfig, ExporterConfig, NodeConfig
+from exporter.probes import PROBES, ProbeSpec
+from exporter.results import ProbeResult, ProbeRun
+from exporter.store import Key, ResultStore
+from exporter.timing import Deadline
+
+log = logging.getLogger(__name__)
+
+# The outer guard only catches a probe that ignores its deadline (a bug); probes are expected
+# to finish by themselves, so give them this much extra before cancelling.
+_GUARD_SECONDS = 1.0
+
+
+class ProbeRunner:
+    """Runs one probe once against one node and turns whatever happens into a ProbeRun."""
+
+    def __init__(
+        self,
+        probes: Mapping[str, ProbeSpec] = PROBES,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.probes = probes
+        self._clock = clock
+        self._now = now
+
+    async def run(
+        self, config: ExporterConfig, cluster: ClusterConfig, node: NodeConfig, probe: str
+    ) -> ProbeRun:
+        spec = self.probes[probe]
+        timeout = spec.settings(config).timeout
+        started_at, started = self._now(), self._clock()
+        deadline = Deadline(started + timeout, self._clock)
+        result: ProbeResult | None = None
+        try:
+            async with asyncio.timeout(timeout + _GUARD_SECONDS):
+                result = await spec.run(node, spec.settings(config), deadline)
+            success, reason = result.success, result.reason
+        except TimeoutError:
+            log.warning(
+                "probe=%s cluster=%s node=%s overran its deadline", probe, cluster.name, node.name
+            )
+            success, reason = False, "deadline_exceeded"
+        except Exception:
+            # Probes classify network failures themselves; anything else is our bug. Keep
+            # serving, and make it visible.
+            log.exception(
+                "probe=%s cluster=%s node=%s failed unexpectedly", probe, cluster.name, node.name
+            )
+            success, reason = False, "internal_error"
+        return ProbeRun(
+            cluster=cluster.name,
+            node=node.name,
+            probe=probe,
+            started=started_at,
+            duration_seconds=self._clock() - started,
+            success=success,
+            reason=reason,
+            result=result,
+        )
+
+
+class ProbeScheduler:
+    """Keeps one job per configured (node, probe) and writes each run to the store."""
+
+    def __init__(self, store: ResultStore, runner: ProbeRunner | None = None) -> None:
+        self._store = store
+        self._runner = runner or ProbeRunner()
+        self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        self._config: ExporterConfig | None = None
+        self._limit = asyncio.Semaphore(1)
+
+    def start(self, config: ExporterConfig) -> None:
+        """Schedule `config` and start; call from inside the running event loop."""
+        self.apply(config)
+        self._scheduler.start()
+
+    def apply(self, config: ExporterConfig) -> None:
+        """Replace every job with the ones `config` asks for (start-up and reload)."""
+        self._config = config
+        self._limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
+        self._scheduler.remove_all_jobs()
+        keys: list[Key] = []
+        now = dt.datetime.now(dt.UTC)
+        for cluster in config.clusters:
+            for node in cluster.nodes:
+                for name, spec in self._runner.probes.items():
+                    settings = spec.settings(config)
+                    if not settings.enabled:
+                        continue
+                    key = (cluster.name, node.name, name)
+                    keys.append(key)
+                    # Spread first runs over the jitter window so a restart does not hit every
+                    # node at the same instant.
+                    first = now + dt.timedelta(seconds=random.uniform(0, settings.jitter))
+                    self._scheduler.add_job(
+                        self._run_job,
+                        IntervalTrigger(seconds=settings.interval, jitter=settings.jitter or None),
+                        args=[key],
+                        id="/".join(key),
+                        name="/".join(key),
+                        max_instances=1,
+                        coalesce=True,
+                        misfire_grace_time=max(1, int(settings.interval)),
+                        next_run_time=first,
+                    )
+        self._store.retain(keys)
+        log.info("scheduled %d probe jobs", len(keys))
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    async def _run_job(self, key: Key) -> None:
+        config = self._config
+        target = _find(config, key) if config else None
+        if config is None or target is None:
+            return  # the job outlived a reload that removed its node
+        cluster, node = target
+        async with self._limit:
+            run = await self._runner.run(config, cluster, node, key[2])
+        previous = self._store.snapshot().get(key)
+        self._store.put(run)
+        level = (
+            logging.INFO if previous is None or previous.success != run.success else logging.DEBUG
+        )
+        log.log(
+            level,
+            "probe=%s cluster=%s node=%s success=%s reason=%s duration=%.3fs",
+            key[2],
+            key[0],
+            key[1],
+            run.success,
+            run.reason,
+            run.duration_seconds,
+        )
+
+
+def _find(config: ExporterConfig, key: Key) -> tuple[ClusterConfig, NodeConfig] | None:
+    for cluster in config.clusters:
+        if cluster.name == key[0]:
+            for node in cluster.nodes:
+                if node.name == key[1]:
+                    return cluster, node
+    return None

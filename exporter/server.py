@@ -1,0 +1,136 @@
+"""The HTTP side: /metrics, the landing page, health, readiness and reload (aiohttp)."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from exporter import __version__
+from exporter.results import ProbeRun
+from exporter.store import ResultStore
+
+# Returns None when the reload worked, else the reason it did not.
+Reloader = Callable[[], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str | None  # None: every interface
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """Accept ":10027", "127.0.0.1:10027" and "[::1]:10027", like Go exporters."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"--web.listen-address {text!r}: expected [host]:port")
+        host = host.removeprefix("[").removesuffix("]")
+        return cls(host or None, int(port))
+
+
+class ExporterApp:
+    """Routes and handlers; everything it shows comes from what it is given."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        store: ResultStore,
+        reload: Reloader,
+        *,
+        telemetry_path: str = "/metrics",
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._reload = reload
+        self._telemetry_path = telemetry_path
+        self._now = now
+        self.ready = False
+
+    def build(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.landing)
+        app.router.add_get(self._telemetry_path, self.metrics)
+        app.router.add_get("/-/healthy", self.healthy)
+        app.router.add_get("/-/ready", self.readiness)
+        app.router.add_post("/-/reload", self.reload)
+        return app
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(self._registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="Healthy.\n")
+
+    async def readiness(self, request: web.Request) -> web.Response:
+        if self.ready:
+            return web.Response(text="Ready.\n")
+        return web.Response(status=503, text="Not ready: still starting.\n")
+
+    async def reload(self, request: web.Request) -> web.Response:
+        problem = await self._reload()
+        if problem is None:
+            return web.Response(text="Configuration reloaded.\n")
+        return web.Response(
+            status=500,
+            text=f"Reload failed; the previous configuration keeps running.\n{problem}\n",
+        )
+
+    async def landing(self, request: web.Request) -> web.Response:
+        rows = "\n".join(self._row(run) for run in self._store.snapshot().values())
+        page = _LANDING.format(
+            version=html.escape(__version__),
+            metrics=html.escape(self._telemetry_path),
+            rows=rows or '<tr><td colspan="6">No probe has finished yet.</td></tr>',
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    def _row(self, run: ProbeRun) -> str:
+        status = "ok" if run.success else "failed"
+        cells = [html.escape(text) for text in (run.cluster, run.node, run.probe)]
+        cells.append(f'<span class="{status}">{html.escape(run.reason)}</span>')
+        cells.append(f"{run.duration_seconds:.3f}s")
+        cells.append(f"{self._now() - run.started:.0f}s ago")
+        return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+_LANDING = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>CUCM directory exporter</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: .2em .8em; border-bottom: 1px solid #ddd; }}
+.ok {{ color: #1a7f37; }} .failed {{ color: #cf222e; font-weight: bold; }}
+</style></head>
+<body>
+<h1>CUCM directory exporter</h1>
+<p>Version {version}. Probe results are cached and refreshed on a schedule.</p>
+<ul>
+<li><a href="{metrics}">Metrics</a></li>
+<li><a href="-/healthy">Health</a> &middot; <a href="-/ready">Readiness</a></li>
+</ul>
+<h2>Targets</h2>
+<table>
+<tr><th>Cluster</th><th>Node</th><th>Probe</th><th>Last result</th>
+<th>Duration</th><th>Age</th></tr>
+{rows}
+</table>
+</body></html>
+"""
+
+
+async def serve(app: web.Application, address: ListenAddress) -> web.AppRunner:
+    """Start listening; the caller owns the runner and calls `cleanup()` to stop."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, address.host, address.port)
+    await site.start()
+    return runner

@@ -1,0 +1,65 @@
+"""The latest result per (cluster, node, probe), plus a short history that favours failures."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from exporter.config import ExporterConfig
+from exporter.results import ProbeRun
+
+Key = tuple[str, str, str]  # cluster, node, probe
+
+
+class ResultStore:
+    """Written by the scheduler, read by every scrape. Readers get an immutable snapshot, so a
+    scrape never waits on a probe and never sees half an update."""
+
+    def __init__(self, history_limit: int = 100) -> None:
+        self._lock = threading.Lock()
+        self._latest: Mapping[Key, ProbeRun] = MappingProxyType({})
+        self._history: deque[ProbeRun] = deque(maxlen=history_limit)
+        self._failures: deque[ProbeRun] = deque(maxlen=history_limit)
+
+    def put(self, run: ProbeRun) -> None:
+        key = (run.cluster, run.node, run.probe)
+        with self._lock:
+            # Copy-on-write: snapshots already handed out stay as they were.
+            self._latest = MappingProxyType({**self._latest, key: run})
+            self._history.append(run)
+            if not run.success:
+                self._failures.append(run)
+
+    def retain(self, keys: Iterable[Key]) -> None:
+        """Forget results for targets no longer configured (after a reload)."""
+        wanted = set(keys)
+        with self._lock:
+            self._latest = MappingProxyType({k: v for k, v in self._latest.items() if k in wanted})
+
+    def snapshot(self) -> Mapping[Key, ProbeRun]:
+        return self._latest
+
+    def history(self) -> list[ProbeRun]:
+        """Recent runs, newest first; failures are kept longer than successes."""
+        with self._lock:
+            runs = {id(r): r for r in (*self._failures, *self._history)}
+        return sorted(runs.values(), key=lambda r: r.started, reverse=True)
+
+
+class ExporterState:
+    """The running configuration and how its last (re)load went."""
+
+    def __init__(self, config: ExporterConfig, loaded_at: float) -> None:
+        self.config = config
+        self.last_reload_successful = True
+        self.last_reload_success_timestamp = loaded_at
+
+    def reloaded(self, config: ExporterConfig, at: float) -> None:
+        self.config = config
+        self.last_reload_successful = True
+        self.last_reload_success_timestamp = at
+
+    def reload_failed(self) -> None:
+        self.last_reload_successful = False  # the previous config keeps running
