@@ -27,16 +27,16 @@ class Issued:
 class LabCA:
     """A throwaway certificate authority whose bundle the exporter can be told to trust."""
 
-    def __init__(self, directory: Path, key_size: int = 2048) -> None:
+    def __init__(self, directory: Path, key_size: int = 2048, name: str = "CUCM lab CA") -> None:
         self.directory = directory
         self._key_size = key_size
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CUCM lab CA")])
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = dt.datetime.now(dt.UTC)
         self.certificate = (
             x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
+            .subject_name(subject)
+            .issuer_name(subject)
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))

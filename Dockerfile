@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build stage: a wheel and its dependencies in a virtual environment.
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN python -m venv /opt/exporter
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+RUN /opt/exporter/bin/pip install --no-cache-dir --upgrade pip \
+ && /opt/exporter/bin/pip install --no-cache-dir .
+
+# Runtime stage: the virtual environment only, run by an unprivileged user.
+FROM python:3.11-slim
+COPY --from=build /opt/exporter /opt/exporter
+RUN groupadd --system --gid 10027 exporter \
+ && useradd --system --uid 10027 --gid exporter --no-create-home --shell /usr/sbin/nologin exporter \
+ && mkdir -p /etc/cucm-directory-exporter
+ENV PATH=/opt/exporter/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Mount the configuration here (and secrets, e.g. under /run/secrets); nothing is baked in.
+VOLUME ["/etc/cucm-directory-exporter"]
+USER 10027:10027
+EXPOSE 10027
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10027/-/healthy', timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["cucm-directory-exporter"]
+CMD ["--config.file=/etc/cucm-directory-exporter/config.yml"]

@@ -1,0 +1,43 @@
+"""Shared fixtures: real lab nodes on loopback, configs pointing at them, promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.config import ExporterConfig, NodeConfig, parse_config
+from exporter.lab import Lab
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    """The default lab cluster (publisher + subscriber), restarting without downtime."""
+    with Lab(restart_downtime=0.0) as running:
+        yield running
+
+
+def config_for(lab: Lab, **tls: Any) -> ExporterConfig:
+    """The lab's own exporter config, with TLS probe settings overridden by `tls`."""
+    data = lab.exporter_config(interval=10.0, timeout=8.0)
+    data["probes"]["tls"].update(tls)
+    return parse_config(yaml.safe_dump(data), base_dir=Path.cwd())
+
+
+def node_config(config: ExporterConfig, name: str) -> NodeConfig:
+    return next(n for c in config.clusters for n in c.nodes if n.name == name)
+
+
+def promtool_check_metrics(exposition: bytes) -> None:
+    """Fail with promtool's own words unless the exposition passes `promtool check metrics`."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/system-deps (Debian package prometheus)"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()

@@ -1,0 +1,138 @@
+"""Results from real probes against the lab, turned into metrics, checked by promtool."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.collector import CucmCollector
+from exporter.config import ExporterConfig
+from exporter.lab import Lab
+from exporter.lab.tls import PortFault
+from exporter.scheduler import ProbeRunner
+from exporter.store import ExporterState, ResultStore
+from tests.conftest import config_for, promtool_check_metrics
+
+
+async def probe_everything(config: ExporterConfig, store: ResultStore) -> None:
+    runner = ProbeRunner()
+    for cluster in config.clusters:
+        for node in cluster.nodes:
+            store.put(await runner.run(config, cluster, node, "tls"))
+
+
+def registry_for(store: ResultStore, state: ExporterState) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(CucmCollector(store, state))
+    return registry
+
+
+async def test_tls_metrics_follow_the_lab(lab: Lab) -> None:
+    config = config_for(lab)
+    store, state = ResultStore(), ExporterState(config, time.time())
+    registry = registry_for(store, state)
+    lab.set_tls_policy("cucm-pub", "1.2")
+    try:
+        await probe_everything(config, store)
+    finally:
+        lab.set_tls_policy("cucm-pub", "1.0")
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"cluster": "lab", **labels})
+
+    tvs = {"port": "2445", "service": "tvs"}
+    assert value("cucm_tls_min_version", node="cucm-pub", **tvs) == 1.2
+    assert value("cucm_tls_min_version", node="cucm-sub1", **tvs) == 1.0
+    assert value("cucm_tls_max_version", node="cucm-pub", **tvs) == 1.2
+    for version, accepted in (
+        ("TLS 1.0", 0.0),
+        ("TLS 1.1", 0.0),
+        ("TLS 1.2", 1.0),
+        ("TLS 1.3", 0.0),
+    ):
+        assert (
+            value("cucm_tls_version_accepted", node="cucm-pub", version=version, **tvs) == accepted
+        )
+    assert (
+        value(
+            "cucm_tls_version_result",
+            node="cucm-pub",
+            version="TLS 1.0",
+            result="rejected_protocol_version",
+            **tvs,
+        )
+        == 1.0
+    )
+    assert value("cucm_tls_version_info", node="cucm-pub", version="TLS 1.2", **tvs) == 1.0
+    assert value("cucm_tls_up", node="cucm-pub", **tvs) == 1.0
+    assert value("cucm_tls_cert_verified", node="cucm-pub", **tvs) == 1.0
+    state_pub = lab.node("cucm-pub")
+    cert_labels = {
+        "fingerprint_sha256": state_pub.fingerprint_sha256,
+        "serial": format(state_pub.serial, "x"),
+        "subject": "CN=cucm-pub.lab.test,O=CUCM lab",
+        "issuer": "CN=CUCM lab CA",
+    }
+    assert value("cucm_tls_cert_info", node="cucm-pub", **tvs, **cert_labels) == 1.0
+    assert (
+        value("cucm_tls_cert_not_after_timestamp_seconds", node="cucm-pub", **tvs) or 0
+    ) > time.time()
+    assert value("cucm_probe_success", node="cucm-pub", probe="tls") == 1.0
+    assert (value("cucm_probe_last_run_timestamp_seconds", node="cucm-pub", probe="tls") or 0) > 0
+    assert registry.get_sample_value("cucm_exporter_config_last_reload_successful") == 1.0
+    promtool_check_metrics(generate_latest(registry))
+
+
+async def test_a_dead_port_has_no_version_verdict_and_fails_the_probe(lab: Lab) -> None:
+    config = config_for(lab, handshake_timeout="1s", timeout="2s")
+    store, state = ResultStore(), ExporterState(config, time.time())
+    registry = registry_for(store, state)
+    lab.set_port_fault("cucm-sub1", 2445, PortFault.STALL)
+    try:
+        await probe_everything(config, store)
+    finally:
+        lab.set_port_fault("cucm-sub1", 2445, PortFault.NONE)
+    tvs = {"cluster": "lab", "node": "cucm-sub1", "port": "2445", "service": "tvs"}
+    for version in ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"):
+        assert (
+            registry.get_sample_value("cucm_tls_version_accepted", {**tvs, "version": version})
+            is None
+        )
+        assert (
+            registry.get_sample_value(
+                "cucm_tls_version_result", {**tvs, "version": version, "result": "timeout"}
+            )
+            == 1.0
+        )
+    assert registry.get_sample_value("cucm_tls_min_version", tvs) is None
+    assert registry.get_sample_value("cucm_tls_up", tvs) == 0.0
+    assert (
+        registry.get_sample_value(
+            "cucm_probe_success", {"cluster": "lab", "node": "cucm-sub1", "probe": "tls"}
+        )
+        == 0.0
+    )
+    promtool_check_metrics(generate_latest(registry))
+
+
+def test_help_text_says_results_are_cached(lab: Lab) -> None:
+    config = config_for(lab)
+    registry = registry_for(ResultStore(), ExporterState(config, time.time()))
+    text = generate_latest(registry).decode()
+    assert "# HELP cucm_tls_min_version" in text
+    help_line = next(
+        line for line in text.splitlines() if line.startswith("# HELP cucm_tls_min_version")
+    )
+    assert "Cached: refreshed by the scheduled probe every 10s." in help_line
+
+
+def test_a_failed_reload_is_exported(lab: Lab) -> None:
+    state = ExporterState(config_for(lab), 1700000000.0)
+    registry = registry_for(ResultStore(), state)
+    state.reload_failed()
+    assert registry.get_sample_value("cucm_exporter_config_last_reload_successful") == 0.0
+    assert (
+        registry.get_sample_value("cucm_exporter_config_last_reload_success_timestamp_seconds")
+        == 1700000000.0
+    )

@@ -1,0 +1,192 @@
+"""The daemon end to end: a real process probing the lab, scraped over HTTP."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.lab import Lab
+from exporter.lab.tls import unused_port
+from tests.conftest import promtool_check_metrics
+
+INTERVAL = 2.0
+
+
+class Daemon:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, config_file: Path) -> None:
+        self.process = process
+        self.base = f"http://127.0.0.1:{port}"
+        self.config_file = config_file
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def post(self, path: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.base + path, data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        _, body = self.get("/metrics")
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return sample.value
+        return None
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
+    """Poll until `condition` holds; return how long it took, fail after `seconds`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > seconds:
+            pytest.fail(f"gave up after {seconds:g}s waiting for {what}")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def daemon(lab: Lab, tmp_path: Path) -> Iterator[Daemon]:
+    config_file = lab.write_exporter_config(
+        tmp_path / "exporter.yml", interval=INTERVAL, timeout=1.5
+    )
+    port = unused_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config.file",
+            str(config_file),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--log.level",
+            "debug",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    running = Daemon(process, port, config_file)
+    try:
+        wait_for(lambda: _ready(running), 15, "the daemon to become ready")
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _ready(daemon: Daemon) -> bool:
+    if daemon.process.poll() is not None:
+        pytest.fail(f"the daemon exited with {daemon.process.returncode}")
+    try:
+        return daemon.get("/-/ready")[0] == 200
+    except OSError:
+        return False
+
+
+def test_metrics_pass_promtool_and_follow_a_policy_change(daemon: Daemon, lab: Lab) -> None:
+    tvs = {"cluster": "lab", "node": "cucm-pub", "port": "2445", "service": "tvs"}
+    wait_for(lambda: daemon.sample("cucm_tls_min_version", **tvs) == 1.0, 10, "a first probe run")
+    status, body = daemon.get("/metrics")
+    assert status == 200
+    promtool_check_metrics(body)
+    assert b'cucm_exporter_build_info{python_version="' in body
+
+    lab.set_tls_policy("cucm-pub", "1.2")
+    try:
+        # One interval, plus the probe's own time and the lab node's restart.
+        waited = wait_for(
+            lambda: daemon.sample("cucm_tls_min_version", **tvs) == 1.2,
+            INTERVAL + 1.5 + 1.0,
+            "cucm_tls_min_version to follow the lab",
+        )
+        assert daemon.sample("cucm_tls_version_accepted", version="TLS 1.0", **tvs) == 0.0
+    finally:
+        lab.set_tls_policy("cucm-pub", "1.0")
+    print(f"policy change visible on /metrics after {waited:.2f}s")
+
+
+def test_broken_reload_keeps_serving_the_running_config(daemon: Daemon) -> None:
+    good = daemon.config_file.read_text()
+    wait_for(lambda: daemon.sample("cucm_probe_success", node="cucm-pub") == 1.0, 10, "a probe run")
+
+    daemon.config_file.write_text(good + "\nbogus_key: true\n")
+    status, body = daemon.post("/-/reload")
+    assert status == 500
+    assert b"bogus_key: unknown field" in body
+    assert daemon.sample("cucm_exporter_config_last_reload_successful") == 0.0
+    # Still probing with the old config: fresh runs keep arriving.
+    before = daemon.sample("cucm_probe_last_run_timestamp_seconds", node="cucm-pub") or 0.0
+    wait_for(
+        lambda: (
+            (daemon.sample("cucm_probe_last_run_timestamp_seconds", node="cucm-pub") or 0.0)
+            > before
+        ),
+        INTERVAL * 3,
+        "a probe run after the failed reload",
+    )
+
+    # SIGHUP with a good config again restores the flag.
+    daemon.config_file.write_text(good)
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: daemon.sample("cucm_exporter_config_last_reload_successful") == 1.0,
+        5,
+        "the SIGHUP reload",
+    )
+
+
+def test_reload_applies_a_new_config(daemon: Daemon) -> None:
+    wait_for(lambda: daemon.sample("cucm_probe_success", node="cucm-sub1") is not None, 10, "runs")
+    text = daemon.config_file.read_text()
+    # Drop the subscriber: its series must go with it.
+    head, _, _ = text.partition("  - name: cucm-sub1")
+    daemon.config_file.write_text(head)
+    status, _ = daemon.post("/-/reload")
+    assert status == 200
+    assert daemon.sample("cucm_probe_success", node="cucm-sub1") is None
+    assert daemon.sample("cucm_tls_min_version", node="cucm-sub1") is None
+
+
+def test_endpoints(daemon: Daemon) -> None:
+    assert daemon.get("/-/healthy")[0] == 200
+    assert daemon.get("/-/reload")[0] == 405  # reload is POST only, like Prometheus
+    wait_for(lambda: daemon.sample("cucm_probe_success", node="cucm-pub") is not None, 10, "runs")
+    status, page = daemon.get("/")
+    assert status == 200
+    assert b'<a href="/metrics">' in page
+    assert b"<td>cucm-pub</td><td>tls</td>" in page
+
+
+def test_sigterm_stops_cleanly(daemon: Daemon) -> None:
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=10) == 0
+    assert daemon.process.stdout is not None
+    log = daemon.process.stdout.read().decode()
+    assert "Traceback" not in log
+    assert 'msg="shutting down"' in log

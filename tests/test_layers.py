@@ -1,0 +1,92 @@
+"""Dependencies point one way (DESIGN.md): a module may import only from layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import exporter
+
+PACKAGE = Path(exporter.__file__).parent
+
+# Lower number = lower layer. A module may import its own layer's peers only where listed.
+LAYERS: dict[str, int] = {
+    "exporter": 0,
+    "exporter.results": 0,
+    "exporter.timing": 0,
+    "exporter.config": 1,
+    "exporter.probes.tls": 2,
+    "exporter.probes": 3,
+    "exporter.store": 3,
+    "exporter.collector": 4,
+    "exporter.scheduler": 4,
+    "exporter.server": 5,
+    "exporter.cli": 6,
+    "exporter.__main__": 7,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "exporter" or name.startswith("exporter.")}
+
+
+def layer_of(module: str) -> int:
+    while module not in LAYERS:
+        module = module.rpartition(".")[0]
+    return LAYERS[module]
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer() -> None:
+    for path in modules():
+        name = module_name(path)
+        if not name.startswith("exporter.lab"):
+            assert name in LAYERS, f"{name} has no layer in tests/test_layers.py"
+
+
+def test_no_module_imports_upward() -> None:
+    upward = []
+    for path in modules():
+        name = module_name(path)
+        if name.startswith("exporter.lab"):
+            continue
+        for imported in imports_of(path):
+            if imported.startswith("exporter.lab"):
+                if name not in ("exporter.cli", "exporter.__main__"):
+                    upward.append(f"{name} -> {imported} (only the CLI may start the lab)")
+            elif imported != "exporter" and layer_of(imported) >= layer_of(name):
+                upward.append(f"{name} -> {imported}")
+    assert upward == []
+
+
+def test_the_lab_imports_nothing_from_the_exporter() -> None:
+    """The lab plays the network; it must not share the exporter's assumptions."""
+    leaks = [
+        f"{module_name(path)} -> {imported}"
+        for path in modules()
+        if module_name(path).startswith("exporter.lab")
+        for imported in imports_of(path)
+        if not imported.startswith("exporter.lab")
+    ]
+    assert leaks == []
+
+
+def test_the_check_itself_catches_an_upward_import(tmp_path: Path) -> None:
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text("from exporter.server import serve\nimport exporter.cli\n")
+    assert imports_of(sneaky) == {"exporter.server", "exporter.cli"}
+    assert layer_of("exporter.server") > layer_of("exporter.collector")

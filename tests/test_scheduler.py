@@ -1,0 +1,80 @@
+"""The runner's guard rails and the scheduler's job options (fakes for logic only)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from exporter.config import ExporterConfig, NodeConfig, parse_config
+from exporter.probes import ProbeSpec
+from exporter.results import TlsProbeResult
+from exporter.scheduler import ProbeRunner, ProbeScheduler
+from exporter.store import ResultStore
+from exporter.timing import Deadline
+
+CONFIG = """
+probes:
+  tls: {interval: 30s, timeout: 0.2s, jitter: 2s, handshake_timeout: 0.1s}
+clusters:
+  - name: c
+    nodes:
+      - {name: a, host: 127.0.0.1}
+      - {name: b, host: 127.0.0.1}
+"""
+
+
+def config() -> ExporterConfig:
+    return parse_config(CONFIG, base_dir=Path.cwd())
+
+
+def runner_with(probe: Any) -> ProbeRunner:
+    return ProbeRunner({"tls": ProbeSpec("tls", lambda c: c.probes.tls, probe)})
+
+
+async def test_a_probe_that_ignores_its_deadline_is_cut_off() -> None:
+    async def hangs(node: NodeConfig, settings: Any, deadline: Deadline) -> TlsProbeResult:
+        await asyncio.sleep(60)
+        raise AssertionError("unreachable")
+
+    cfg = config()
+    run = await runner_with(hangs).run(cfg, cfg.clusters[0], cfg.clusters[0].nodes[0], "tls")
+    assert (run.success, run.reason, run.result) == (False, "deadline_exceeded", None)
+
+
+async def test_a_probe_bug_becomes_a_failed_run() -> None:
+    async def broken(node: NodeConfig, settings: Any, deadline: Deadline) -> TlsProbeResult:
+        raise KeyError("bug")
+
+    cfg = config()
+    run = await runner_with(broken).run(cfg, cfg.clusters[0], cfg.clusters[0].nodes[0], "tls")
+    assert (run.success, run.reason) == (False, "internal_error")
+
+
+async def test_the_probe_gets_the_configured_deadline() -> None:
+    seen: list[float] = []
+
+    async def records(node: NodeConfig, settings: Any, deadline: Deadline) -> TlsProbeResult:
+        seen.append(deadline.remaining())
+        return TlsProbeResult(ports=())
+
+    cfg = config()
+    run = await runner_with(records).run(cfg, cfg.clusters[0], cfg.clusters[0].nodes[1], "tls")
+    assert 0.1 < seen[0] <= 0.2
+    assert (run.cluster, run.node, run.probe, run.success) == ("c", "b", "tls", True)
+
+
+async def test_one_job_per_node_and_probe_that_never_overlaps() -> None:
+    store = ResultStore()
+    scheduler = ProbeScheduler(store)
+    scheduler.start(config())
+    try:
+        jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
+        assert set(jobs) == {"c/a/tls", "c/b/tls"}
+        for job in jobs.values():
+            assert job.max_instances == 1
+            assert job.coalesce is True
+            assert job.trigger.interval.total_seconds() == 30
+            assert job.trigger.jitter == 2
+    finally:
+        scheduler.shutdown()

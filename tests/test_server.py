@@ -1,0 +1,39 @@
+"""HTTP details that the end-to-end test does not pin down."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.results import ProbeRun
+from exporter.server import ExporterApp, ListenAddress
+from exporter.store import ResultStore
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [(":10027", None, 10027), ("127.0.0.1:9", "127.0.0.1", 9), ("[::1]:10027", "::1", 10027)],
+)
+def test_listen_addresses(text: str, host: str | None, port: int) -> None:
+    assert ListenAddress.parse(text) == ListenAddress(host, port)
+
+
+@pytest.mark.parametrize("text", ["10027", "host:", "host:99999", "host:http"])
+def test_bad_listen_addresses(text: str) -> None:
+    with pytest.raises(ValueError, match="expected \\[host\\]:port"):
+        ListenAddress.parse(text)
+
+
+async def test_landing_page_escapes_what_it_shows() -> None:
+    store = ResultStore()
+    store.put(ProbeRun("<c>", "n&1", "tls", 100.0, 0.5, False, "timeout"))
+
+    async def no_reload() -> str | None:
+        return None
+
+    app = ExporterApp(CollectorRegistry(), store, no_reload, now=lambda: 160.0)
+    response = await app.landing(None)  # type: ignore[arg-type]
+    page = response.text or ""
+    assert "<td>&lt;c&gt;</td><td>n&amp;1</td>" in page
+    assert '<span class="failed">timeout</span>' in page
+    assert "<td>60s ago</td>" in page
