@@ -8,6 +8,7 @@ problem at once, each prefixed with its path (`clusters[0].nodes[2].host: ...`).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -23,14 +24,16 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-from exporter.results import TlsVersion
+from exporter.results import DirectoryRoute, TlsVersion
 
 __all__ = [
     "ClusterConfig",
     "ConfigError",
+    "DirectoryProbeConfig",
     "ExporterConfig",
     "NodeConfig",
     "PortConfig",
@@ -68,6 +71,8 @@ def _parse_duration(value: object) -> float:
         )
     else:
         raise ValueError(f"expected a duration such as 30s, 1m or 500ms, got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -79,7 +84,7 @@ Duration = Annotated[float, BeforeValidator(_parse_duration)]
 def _parse_tls_version(value: object) -> object:
     # YAML reads `1.0` as a float; CUCM's CLI and our labels use the text "1.0".
     if isinstance(value, float):
-        return f"{value:.1f}"
+        return str(value)  # 1.0 -> "1.0"; 1.25 stays "1.25" and is rejected
     if isinstance(value, str) and value.upper().startswith("TLS"):
         return value[3:].strip().lstrip("v")
     return value
@@ -98,7 +103,7 @@ def _check_host(value: object) -> object:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        if not _HOST.match(value):
+        if not _HOST.fullmatch(value):
             raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
     return value
 
@@ -122,7 +127,14 @@ def _expand_env(value: object) -> object:
             raise ValueError(f"environment variable {name} is not set")
         return os.environ[name]
 
-    return _ENV_REFERENCE.sub(substitute, value)
+    expanded = _ENV_REFERENCE.sub(substitute, value)
+    if "${" in value and "${" in expanded:
+        raise ValueError("only ${NAME} references are supported (no defaults, no nesting)")
+    if not expanded:
+        raise ValueError(
+            "must not be empty" if expanded == value else f"{value} expands to nothing"
+        )
+    return expanded
 
 
 def _resolve_path(value: object, info: ValidationInfo) -> object:
@@ -253,21 +265,22 @@ class ScheduledProbeConfig(_Strict):
     timeout: Duration = 20.0
     jitter: Duration = 5.0
 
-    @model_validator(mode="after")
-    def _check_timing(self) -> Self:
-        if self.interval <= 0:
-            raise ValueError("interval must be positive")
-        if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
-        if self.timeout >= self.interval:
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _positive(cls, value: float, info: ValidationInfo) -> float:
+        if value <= 0:
+            raise ValueError(f"{info.field_name} must be positive")
+        return value
+
+    @field_validator("timeout", "jitter")
+    @classmethod
+    def _below_interval(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")  # absent when interval itself was invalid
+        if interval is not None and value >= interval:
             raise ValueError(
-                f"timeout ({self.timeout:g}s) must be below interval ({self.interval:g}s)"
+                f"{info.field_name} ({value:g}s) must be below interval ({interval:g}s)"
             )
-        if self.jitter >= self.interval:
-            raise ValueError(
-                f"jitter ({self.jitter:g}s) must be below interval ({self.interval:g}s)"
-            )
-        return self
+        return value
 
 
 class TlsProbeConfig(ScheduledProbeConfig):
@@ -279,29 +292,99 @@ class TlsProbeConfig(ScheduledProbeConfig):
     ports: tuple[PortConfig, ...] = DEFAULT_TLS_PORTS
     ca_file: ExistingFile | None = None
 
-    @model_validator(mode="after")
-    def _check_tls(self) -> Self:
-        if not self.versions:
-            raise ValueError("versions must name at least one TLS version")
-        if len(set(self.versions)) != len(self.versions):
-            raise ValueError("versions must not repeat")
-        if not self.ports:
-            raise ValueError("ports must list at least one port")
-        ports = [p.port for p in self.ports]
-        if len(set(ports)) != len(ports):
-            raise ValueError("ports must not repeat")
-        if not 0 < self.handshake_timeout <= self.timeout:
+    @field_validator("handshake_timeout")
+    @classmethod
+    def _within_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("timeout")  # absent when timeout itself was invalid
+        if value <= 0:
+            raise ValueError("handshake_timeout must be positive")
+        if timeout is not None and value > timeout:
             raise ValueError(
-                f"handshake_timeout ({self.handshake_timeout:g}s) must be positive and at most "
-                f"timeout ({self.timeout:g}s)"
+                f"handshake_timeout ({value:g}s) must be at most timeout ({timeout:g}s)"
             )
-        if self.ca_file is not None and not self.ca_file.is_file():
-            raise ValueError(f"ca_file {self.ca_file} does not exist")
+        return value
+
+    @field_validator("versions")
+    @classmethod
+    def _check_versions(cls, value: tuple[TlsVersion, ...]) -> tuple[TlsVersion, ...]:
+        if not value:
+            raise ValueError("versions must name at least one TLS version")
+        if len(set(value)) != len(value):
+            raise ValueError("versions must not repeat")
+        return value
+
+    @field_validator("ports")
+    @classmethod
+    def _check_ports(cls, value: tuple[PortConfig, ...]) -> tuple[PortConfig, ...]:
+        if not value:
+            raise ValueError("ports must list at least one port")
+        numbers = [p.port for p in value]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("ports must not repeat")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+
+# Only fixed, harmless search values are ever sent: these JSPs once had an unauthenticated
+# SQL injection in f, l and n (CVE-2011-1610, reference/cucm-peers.md §3.1).
+QueryValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9 .'-]{0,32}$")]
+QueryParam = Literal["f", "l", "n"]  # first name, last name, number
+
+
+def _default_query() -> dict[QueryParam, str]:
+    return {"l": "a"}
+
+
+class DirectoryProbeConfig(ScheduledProbeConfig):
+    """The directory chain xmldirectory.jsp -> xmldirectoryinput.jsp -> xmldirectorylist.jsp."""
+
+    routes: tuple[DirectoryRoute, ...] = tuple(DirectoryRoute)
+    request_timeout: Duration = 5.0
+    # A non-empty canary: with "Enable All User Search" off, an empty search finds nobody.
+    query: dict[QueryParam, QueryValue] = Field(default_factory=_default_query)
+    min_entries: int = Field(default=1, ge=0)
+    max_pages: int = Field(default=3, ge=1, le=100)
+    max_response_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    legacy_max_version: ConfiguredTlsVersion = TlsVersion.TLS1_0
+
+    @field_validator("routes")
+    @classmethod
+    def _check_routes(cls, value: tuple[DirectoryRoute, ...]) -> tuple[DirectoryRoute, ...]:
+        if not value:
+            raise ValueError("routes must name at least one route")
+        if len(set(value)) != len(value):
+            raise ValueError("routes must not repeat")
+        return value
+
+    @field_validator("request_timeout")
+    @classmethod
+    def _within_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("timeout")  # absent when timeout itself was invalid
+        if value <= 0:
+            raise ValueError("request_timeout must be positive")
+        if timeout is not None and value > timeout:
+            raise ValueError(f"request_timeout ({value:g}s) must be at most timeout ({timeout:g}s)")
+        return value
+
+    @model_validator(mode="after")
+    def _canary_can_find_someone(self) -> Self:
+        if not any(self.query.values()) and self.min_entries > 0:
+            raise ValueError(
+                "query needs a non-empty value (e.g. l: a): an empty search finds nobody when "
+                "CUCM's 'Enable All User Search' is off"
+            )
         return self
 
 
 class ProbesConfig(_Strict):
     tls: TlsProbeConfig = TlsProbeConfig()
+    directory: DirectoryProbeConfig = DirectoryProbeConfig()
 
 
 class SchedulerConfig(_Strict):
@@ -348,13 +431,14 @@ class ClusterConfig(_Strict):
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     snmp: SnmpCredentials | None = None
 
-    @model_validator(mode="after")
-    def _unique_nodes(self) -> Self:
-        names = [n.name for n in self.nodes]
+    @field_validator("nodes")
+    @classmethod
+    def _unique_nodes(cls, nodes: tuple[NodeConfig, ...]) -> tuple[NodeConfig, ...]:
+        names = [n.name for n in nodes]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"node names must be unique in a cluster: {', '.join(repeated)}")
-        return self
+        return nodes
 
 
 class ExporterConfig(_Strict):
@@ -364,13 +448,14 @@ class ExporterConfig(_Strict):
     probes: ProbesConfig = ProbesConfig()
     clusters: tuple[ClusterConfig, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_clusters(self) -> Self:
-        names = [c.name for c in self.clusters]
+    @field_validator("clusters")
+    @classmethod
+    def _unique_clusters(cls, clusters: tuple[ClusterConfig, ...]) -> tuple[ClusterConfig, ...]:
+        names = [c.name for c in clusters]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"cluster names must be unique: {', '.join(repeated)}")
-        return self
+        return clusters
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -386,9 +471,24 @@ def load_config(path: Path) -> ExporterConfig:
     return parse_config(text, base_dir=path.parent, source=str(path))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error, not "last wins"."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config(text: str, *, base_dir: Path, source: str = "<config>") -> ExporterConfig:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -430,6 +530,8 @@ def _format_path(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif part == "[key]":
+            path += " (key)"  # the mapping key itself is wrong, not its value
         elif part.startswith(("function-", "constrained-")):
             continue  # pydantic's names for validator steps, not config keys
         else:

@@ -183,6 +183,98 @@ class TlsProbeResult:
         return next((o.value for o in outcomes if not o.is_tls_answer), "no_tls_answer")
 
 
+class DirectoryRoute(enum.Enum):
+    """How a client reaches the directory."""
+
+    HTTP = "http"  # port 8080: the workaround legacy phones can use
+    HTTPS = "https"  # port 8443 with a modern client
+    HTTPS_LEGACY = "https_legacy"  # TVS on 2445, then 8443, as a TLS 1.0 phone would
+
+
+class DirectoryStep(enum.Enum):
+    """The steps of the directory chain, in the order a phone takes them."""
+
+    TVS = "tvs"
+    MENU = "menu"  # xmldirectory.jsp
+    INPUT = "input"  # xmldirectoryinput.jsp
+    SEARCH = "search"  # xmldirectorylist.jsp with the canary query
+    NEXT_PAGE = "next_page"  # the `Next` softkey
+
+
+class DirectoryOutcome(enum.Enum):
+    """Classified outcome of one route (the bounded enum of DESIGN.md)."""
+
+    OK = "ok"
+    DNS_ERROR = "dns_error"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    TLS_VERSION_REJECTED = "tls_version_rejected"
+    TLS_ERROR = "tls_error"
+    HTTP_ERROR = "http_error"  # a non-200 status, or the server dropped the exchange
+    BAD_CONTENT = "bad_content"  # not the expected CiscoIPPhone XML, unsafe XML, too large
+    NEXT_HOP_NOT_HTTP = "next_hop_not_http"  # an embedded URL leaves HTTP/8080
+    EMPTY_RESULT = "empty_result"  # the canary search found fewer entries than expected
+
+    @property
+    def node_answered(self) -> bool:
+        """False for the outcomes that can mean the node was never reached."""
+        return self not in _UNANSWERED
+
+
+_UNANSWERED = frozenset(
+    {DirectoryOutcome.DNS_ERROR, DirectoryOutcome.REFUSED, DirectoryOutcome.TIMEOUT}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    """One walk of the directory chain over one route."""
+
+    route: DirectoryRoute
+    outcome: DirectoryOutcome
+    failed_step: DirectoryStep | None  # None when the walk completed
+    duration_seconds: float
+    status_code: int | None = None  # the last HTTP status seen
+    entries: int | None = None  # entries found by the canary search, over the pages walked
+    pages: int = 0
+    tls_version: TlsVersion | None = None  # negotiated on 8443 (HTTPS routes)
+    detail: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.outcome is DirectoryOutcome.OK
+
+    @property
+    def reached_node(self) -> bool:
+        """False when the node itself could not be reached (so no verdict on the service).
+
+        A timeout or DNS failure on a later step is about what the pages say or how the node
+        behaves (an unresolvable next hop, a stalled search), so it is a verdict.
+        """
+        return self.outcome.node_answered or self.failed_step not in (
+            DirectoryStep.TVS,
+            DirectoryStep.MENU,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryProbeResult:
+    """The directory probe's findings for one node."""
+
+    routes: tuple[RouteResult, ...]
+
+    @property
+    def success(self) -> bool:
+        """Every route reached the node (whether or not the directory then worked)."""
+        return all(r.reached_node for r in self.routes)
+
+    @property
+    def reason(self) -> str:
+        if self.success:
+            return "ok"
+        return next(r.outcome.value for r in self.routes if not r.reached_node)
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeRun:
     """One scheduled run of one probe against one node: what every probe produces."""
@@ -197,4 +289,4 @@ class ProbeRun:
     result: ProbeResult | None = None  # None when the run itself failed (deadline, bug)
 
 
-ProbeResult = TlsProbeResult
+ProbeResult = TlsProbeResult | DirectoryProbeResult
