@@ -166,7 +166,7 @@ async def run_daemon(
     await stop.wait()
     log.info("shutting down")
     app.ready = False
-    scheduler.shutdown()
+    await scheduler.stop()
     await runner.cleanup()
     return 0
 
@@ -275,9 +275,8 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel({"warn": logging.WARNING}.get(level, level.upper()))
-    # APScheduler logs every job execution at INFO; that is our debug detail.
-    logging.getLogger("apscheduler").setLevel(
-        logging.DEBUG if level == "debug" else logging.WARNING
-    )
+    # These libraries log every job run and request at INFO; to us that is debug detail.
+    for chatty in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     with contextlib.suppress(AttributeError):
         logging.captureWarnings(True)

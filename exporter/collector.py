@@ -18,10 +18,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.results import PortResult, ProbeRun, TlsProbeResult
+from exporter.results import (
+    DirectoryProbeResult,
+    PortResult,
+    ProbeRun,
+    RouteResult,
+    TlsProbeResult,
+)
 from exporter.store import ExporterState, Key, ResultStore
 
 _PORT_LABELS = ["cluster", "node", "port", "service"]
+_ROUTE_LABELS = ["cluster", "node", "route"]
 _PROBE_LABELS = ["cluster", "node", "probe"]
 
 
@@ -44,6 +51,7 @@ class CucmCollector(Collector):
         snapshot = self._store.snapshot()
         yield from self._probe_families(snapshot)
         yield from self._tls_families(snapshot)
+        yield from self._directory_families(snapshot)
         yield from self._self_families()
 
     def _probe_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
@@ -77,6 +85,14 @@ class CucmCollector(Collector):
             if probe == "tls" and isinstance(run.result, TlsProbeResult):
                 for port in run.result.ports:
                     families.add(cluster, node, port)
+        yield from families.all()
+
+    def _directory_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
+        families = _DirectoryFamilies(self._state.config.probes.directory.interval)
+        for (cluster, node, probe), run in sorted(snapshot.items()):
+            if probe == "directory" and isinstance(run.result, DirectoryProbeResult):
+                for route in run.result.routes:
+                    families.add(cluster, node, route)
         yield from families.all()
 
     def _self_families(self) -> Iterator[Metric]:
@@ -211,4 +227,67 @@ class _TlsFamilies:
             self.not_before,
             self.cert_info,
             self.verified,
+        )
+
+
+class _DirectoryFamilies:
+    """The cucm_directory_* families of one scrape, filled route by route."""
+
+    def __init__(self, interval: float) -> None:
+        def family(name: str, what: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, _cached(what, interval), labels=[*_ROUTE_LABELS, *extra])
+
+        self.up = family(
+            "cucm_directory_up",
+            "1 if the whole directory chain (menu, search form, canary search and its pages) "
+            "worked on the route.",
+        )
+        self.result = family(
+            "cucm_directory_result", "1 for the classified outcome of the route.", ("result",)
+        )
+        self.failed_step = family(
+            "cucm_directory_failed_step_info",
+            "1 for the step of the chain where the route failed (tvs, menu, input, search, "
+            "next_page); absent when it worked.",
+            ("step",),
+        )
+        self.status = family(
+            "cucm_directory_status_code", "The last HTTP status code the route received."
+        )
+        self.duration = family(
+            "cucm_directory_duration_seconds", "How long the walk of the chain took."
+        )
+        self.entries = family(
+            "cucm_directory_entries",
+            "Entries the canary search found, over the pages walked (max_pages).",
+        )
+        self.tls_version = family(
+            "cucm_directory_tls_version_info",
+            "1 for the TLS version negotiated on the route (HTTPS routes).",
+            ("version",),
+        )
+
+    def add(self, cluster: str, node: str, route: RouteResult) -> None:
+        labels = [cluster, node, route.route.value]
+        self.up.add_metric(labels, 1.0 if route.up else 0.0)
+        self.result.add_metric([*labels, route.outcome.value], 1.0)
+        if route.failed_step is not None:
+            self.failed_step.add_metric([*labels, route.failed_step.value], 1.0)
+        if route.status_code is not None:
+            self.status.add_metric(labels, float(route.status_code))
+        self.duration.add_metric(labels, route.duration_seconds)
+        if route.entries is not None:
+            self.entries.add_metric(labels, float(route.entries))
+        if route.tls_version is not None:
+            self.tls_version.add_metric([*labels, route.tls_version.label], 1.0)
+
+    def all(self) -> tuple[GaugeMetricFamily, ...]:
+        return (
+            self.up,
+            self.result,
+            self.failed_step,
+            self.status,
+            self.duration,
+            self.entries,
+            self.tls_version,
         )

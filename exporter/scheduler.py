@@ -88,6 +88,8 @@ class ProbeScheduler:
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self._config: ExporterConfig | None = None
         self._limit = asyncio.Semaphore(1)
+        self._in_flight: set[asyncio.Task[ProbeRun]] = set()
+        self._stopping = False
 
     def start(self, config: ExporterConfig) -> None:
         """Schedule `config` and start; call from inside the running event loop."""
@@ -126,9 +128,15 @@ class ProbeScheduler:
         self._store.retain(keys)
         log.info("scheduled %d probe jobs", len(keys))
 
-    def shutdown(self) -> None:
+    async def stop(self) -> None:
+        """Start no new runs and cancel the ones in flight, quietly: a clean shutdown."""
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for task in self._in_flight:
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await asyncio.sleep(0)  # let the job coroutines see their runs end
 
     async def _run_job(self, key: Key) -> None:
         config = self._config
@@ -137,7 +145,15 @@ class ProbeScheduler:
             return  # the job outlived a reload that removed its node
         cluster, node = target
         async with self._limit:
-            run = await self._runner.run(config, cluster, node, key[2])
+            task = asyncio.create_task(self._runner.run(config, cluster, node, key[2]))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            try:
+                run = await task
+            except asyncio.CancelledError:
+                if self._stopping:
+                    return  # stop() cancelled the run; not an error worth a traceback
+                raise
         previous = self._store.snapshot().get(key)
         self._store.put(run)
         level = (

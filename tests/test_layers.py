@@ -15,14 +15,16 @@ LAYERS: dict[str, int] = {
     "exporter.results": 0,
     "exporter.timing": 0,
     "exporter.config": 1,
+    "exporter.probes.phonexml": 2,
     "exporter.probes.tls": 2,
-    "exporter.probes": 3,
-    "exporter.store": 3,
-    "exporter.collector": 4,
-    "exporter.scheduler": 4,
-    "exporter.server": 5,
-    "exporter.cli": 6,
-    "exporter.__main__": 7,
+    "exporter.probes.directory": 3,
+    "exporter.probes": 4,
+    "exporter.store": 4,
+    "exporter.collector": 5,
+    "exporter.scheduler": 5,
+    "exporter.server": 6,
+    "exporter.cli": 7,
+    "exporter.__main__": 8,
 }
 
 

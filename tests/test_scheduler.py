@@ -70,11 +70,12 @@ async def test_one_job_per_node_and_probe_that_never_overlaps() -> None:
     scheduler.start(config())
     try:
         jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
-        assert set(jobs) == {"c/a/tls", "c/b/tls"}
+        assert set(jobs) == {"c/a/tls", "c/b/tls", "c/a/directory", "c/b/directory"}
         for job in jobs.values():
             assert job.max_instances == 1
             assert job.coalesce is True
-            assert job.trigger.interval.total_seconds() == 30
-            assert job.trigger.jitter == 2
+        assert jobs["c/a/tls"].trigger.interval.total_seconds() == 30
+        assert jobs["c/a/tls"].trigger.jitter == 2
+        assert jobs["c/a/directory"].trigger.interval.total_seconds() == 60  # the default
     finally:
-        scheduler.shutdown()
+        await scheduler.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import tempfile
 import threading
 from collections.abc import Coroutine, Mapping
@@ -17,16 +18,26 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import yaml
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from exporter.lab.certs import Issued, LabCA
-from exporter.lab.tls import VERSIONS, PortFault, TlsListener, server_context
+from exporter.lab.directory import DirectoryFault, DirectoryService, generate_users
+from exporter.lab.tls import (
+    VERSIONS,
+    PortFault,
+    TlsListener,
+    TlsStream,
+    hold_until_closed,
+    server_context,
+)
 
 T = TypeVar("T")
 
 # The two listeners the directory depends on: Tomcat (secure directory) and TVS (which a legacy
 # phone asks about Tomcat's certificate). reference/tls-probing.md §5.
 TLS_SERVICES: Mapping[int, str] = {8443: "tomcat", 2445: "tvs"}
+HTTP_PORT = 8080  # Tomcat's plain HTTP: the legacy phones' workaround, untouched by TLS policy
 DEFAULT_TOPOLOGY: Mapping[str, tuple[str, ...]] = {"lab": ("cucm-pub", "cucm-sub1")}
 LAB_DOMAIN = "test"  # reserved for testing (RFC 2606): never resolves to a real host
 
@@ -61,7 +72,13 @@ class LabNode:
         self.restarts = 0
         self._ca = ca
         self._issued: Issued = ca.issue(f"{cluster}-{name}", [self.host])
-        self.listeners = {port: TlsListener(address, 0) for port in TLS_SERVICES}
+        self.directory = DirectoryService(address, generate_users())
+        self.listeners = {
+            8443: TlsListener(address, 0, self._pipe_to_tomcat),
+            2445: TlsListener(address, 0, hold_until_closed),  # TVS: the handshake is the test
+        }
+        self._tomcat = web.AppRunner(self.directory.app(), access_log=None, shutdown_timeout=0.5)
+        self._tomcat_sites: list[web.SockSite] = []
 
     def state(self) -> NodeState:
         der = self._issued.certificate.public_bytes(serialization.Encoding.DER)
@@ -70,7 +87,10 @@ class LabNode:
             name=self.name,
             host=self.host,
             address=self.address,
-            ports={std: listener.port for std, listener in self.listeners.items()},
+            ports={
+                **{std: listener.port for std, listener in self.listeners.items()},
+                HTTP_PORT: self.directory.http_port,
+            },
             min_version=self.min_version,
             max_version=self.max_version,
             up=all(listener.running for listener in self.listeners.values()),
@@ -80,15 +100,62 @@ class LabNode:
         )
 
     async def start(self) -> None:
+        if self._tomcat.server is None:
+            await self._tomcat.setup()
+        directory = self.directory
+        public = _bound_socket(self.address, directory.http_port)
+        backend = _bound_socket("127.0.0.1", directory.secure_backend_port)
+        directory.http_port = public.getsockname()[1]
+        directory.secure_backend_port = backend.getsockname()[1]
+        self._tomcat_sites = [web.SockSite(self._tomcat, s) for s in (public, backend)]
+        for site in self._tomcat_sites:
+            await site.start()
         context = server_context(
             self._issued.cert_file, self._issued.key_file, self.min_version, self.max_version
         )
         for listener in self.listeners.values():
             await listener.start(context)
+        directory.https_port = self.listeners[8443].port
 
     async def stop(self) -> None:
         for listener in self.listeners.values():
             await listener.stop()
+        for site in self._tomcat_sites:
+            await site.stop()
+        self._tomcat_sites = []
+
+    async def close(self) -> None:
+        await self.stop()
+        await self._tomcat.cleanup()
+
+    async def _pipe_to_tomcat(self, stream: TlsStream) -> None:
+        """8443 is TLS in front of the same Tomcat app that answers on 8080."""
+        first = await stream.read()
+        if not first:
+            return  # a bare handshake (the TLS probe): nothing to forward
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", self.directory.secure_backend_port
+        )
+        writer.write(first)
+
+        async def upstream() -> None:
+            while data := await stream.read():
+                writer.write(data)
+                await writer.drain()
+            writer.write_eof()
+
+        async def downstream() -> None:
+            while data := await reader.read(65536):
+                await stream.write(data)
+
+        to_tomcat = asyncio.create_task(upstream())
+        try:
+            await downstream()
+        except ConnectionResetError:
+            stream.abort()  # Tomcat reset: so does the TLS side
+        finally:
+            to_tomcat.cancel()
+            writer.close()
 
     async def apply_tls_policy(
         self, min_version: str, max_version: str, *, regenerate_certificate: bool, downtime: float
@@ -158,7 +225,12 @@ class Lab:
 
     async def _stop(self) -> None:
         for node in self._nodes.values():
-            await node.stop()
+            await node.close()
+        # Whatever is still running (a "slow" page asleep) is cancelled, not abandoned.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -216,6 +288,16 @@ class Lab:
         """Make a node's standard `port` stall, reset or babble instead of doing TLS."""
         self._find(name, cluster).listeners[port].fault = fault
 
+    def set_directory_fault(
+        self, name: str, fault: DirectoryFault, *, cluster: str | None = None
+    ) -> None:
+        """Make a node's directory pages (on 8080 and 8443) misbehave; NONE heals them."""
+        self._find(name, cluster).directory.fault = fault
+
+    def directory_requests(self, name: str, cluster: str | None = None) -> int:
+        """How many directory pages the node has answered (to check what a probe fetched)."""
+        return self._find(name, cluster).directory.requests
+
     # --- exporter configuration ----------------------------------------------------------
 
     def exporter_config(self, *, interval: float = 10.0, timeout: float = 8.0) -> dict[str, Any]:
@@ -230,15 +312,15 @@ class Lab:
                     "port_map": dict(state.ports),
                 }
             )
+        timing = {"interval": f"{interval:g}s", "timeout": f"{timeout:g}s", "jitter": "0s"}
         return {
             "probes": {
                 "tls": {
-                    "interval": f"{interval:g}s",
-                    "timeout": f"{timeout:g}s",
-                    "jitter": "0s",
+                    **timing,
                     "handshake_timeout": f"{min(3.0, timeout):g}s",
                     "ca_file": str(self.ca_file),
-                }
+                },
+                "directory": {**timing, "request_timeout": f"{min(3.0, timeout):g}s"},
             },
             "clusters": [{"name": name, "nodes": nodes} for name, nodes in clusters.items()],
         }
@@ -259,3 +341,11 @@ class Lab:
 
     def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+
+def _bound_socket(address: str, port: int) -> socket.socket:
+    """A listening-ready socket on `port` (0: any), reusable across a node restart."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, port))
+    return sock

@@ -96,6 +96,10 @@ class TlsStream:
         self._tls.write(data)
         await self._flush()
 
+    def abort(self) -> None:
+        """Reset the connection underneath (a crashed server, not a TLS close)."""
+        _abort(self._writer)
+
     async def _receive(self) -> bool:
         data = await self._reader.read(65536)
         if not data:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.config import ExporterConfig, NodeConfig, ScheduledProbeConfig
+from exporter.probes.directory import probe_directory
 from exporter.probes.tls import probe_tls
 from exporter.results import ProbeResult
 from exporter.timing import Deadline
@@ -27,4 +28,5 @@ class ProbeSpec:
 
 PROBES: dict[str, ProbeSpec] = {
     "tls": ProbeSpec("tls", lambda config: config.probes.tls, probe_tls),
+    "directory": ProbeSpec("directory", lambda config: config.probes.directory, probe_directory),
 }

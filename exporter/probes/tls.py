@@ -34,7 +34,15 @@ from exporter.results import (
 )
 from exporter.timing import Deadline
 
-__all__ = ["Connector", "HandshakeFacts", "classify", "open_tls", "probe_tls"]
+__all__ = [
+    "Connector",
+    "HandshakeFacts",
+    "classify",
+    "describe",
+    "legacy_capable_context",
+    "open_tls",
+    "probe_tls",
+]
 
 _OPENSSL_VERSIONS = {
     TlsVersion.TLS1_0: ssl.TLSVersion.TLSv1,
@@ -79,18 +87,28 @@ async def open_tls(
 # --- contexts ----------------------------------------------------------------------------
 
 
-@functools.cache
-def pinned_context(version: TlsVersion) -> ssl.SSLContext:
-    """A client that offers exactly `version`, verifying nothing, refusing nothing."""
+def legacy_capable_context(lowest: TlsVersion, highest: TlsVersion) -> ssl.SSLContext:
+    """A client offering lowest..highest that verifies nothing and refuses nothing.
+
+    Security level 0: OpenSSL 3 otherwise refuses TLS 1.0/1.1 itself (no SHA-1 suites, no
+    MD5-SHA1 signatures), which would look like a server rejection (tls-probing.md §4.3-4.4).
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with warnings.catch_warnings():
-        # Setting TLS 1.0/1.1 warns; asking for them is the point of this probe.
+        # Setting TLS 1.0/1.1 warns; asking for them is the point.
         warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = context.maximum_version = _OPENSSL_VERSIONS[version]
+        context.minimum_version = _OPENSSL_VERSIONS[lowest]
+        context.maximum_version = _OPENSSL_VERSIONS[highest]
     context.set_ciphers("DEFAULT:@SECLEVEL=0")
     return context
+
+
+@functools.cache
+def pinned_context(version: TlsVersion) -> ssl.SSLContext:
+    """A client that offers exactly `version` (min = max, like sslscan)."""
+    return legacy_capable_context(version, version)
 
 
 @functools.cache
