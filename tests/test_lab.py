@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,15 @@ def test_lab_cli_changes_policy_of_a_running_lab(lab_process: tuple[str, Path]) 
     assert {n["name"]: n["min_version"] for n in status} == {"cucm-pub": "1.0", "cucm-sub1": "1.2"}
     assert {n["name"]: n["restarts"] for n in status} == {"cucm-pub": 0, "cucm-sub1": 1}
 
+    broken = run_lab_command("directory-fault", "cucm-pub", "http_500", "--control", control)
+    assert broken.returncode == 0, broken.stderr
+    cucm_pub = next(n for n in config.clusters[0].nodes if n.name == "cucm-pub")
+    page = f"http://127.0.0.1:{cucm_pub.connect_port(8080)}/ccmcip/xmldirectory.jsp"
+    with pytest.raises(urllib.error.HTTPError, match="500"):
+        fetch(page)
+    run_lab_command("directory-fault", "cucm-pub", "none", "--control", control)
+    assert "CiscoIPPhoneMenu" in fetch(page)
+
     refused = run_lab_command("set-tls", "no-such-node", "1.2", "--control", control)
     assert refused.returncode == 1
     assert "no single lab node named 'no-such-node'" in refused.stderr
@@ -113,9 +123,15 @@ def test_the_demo_serves_real_tls_metrics_for_every_lab_node() -> None:
             20,
             "the demo's first probe round",
         )
+        wait_for(
+            lambda: fetch(metrics).count("cucm_directory_up{") == 6, 20, "the directory probes"
+        )
         text = fetch(metrics)
         for node in ("cucm-pub", "cucm-sub1"):
             assert f'cucm_probe_success{{cluster="lab",node="{node}",probe="tls"}} 1.0' in text
+            for route in ("http", "https", "https_legacy"):
+                up = f'cucm_directory_up{{cluster="lab",node="{node}",route="{route}"}} 1.0'
+                assert up in text
         # The demo's own hint works: the lab it started takes orders.
         changed = run_lab_command(
             "set-tls", "cucm-pub", "1.2", "--control", f"http://127.0.0.1:{control}"

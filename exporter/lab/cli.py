@@ -17,6 +17,7 @@ from aiohttp import web
 
 from exporter.lab.cluster import Lab
 from exporter.lab.control import control_app
+from exporter.lab.directory import DirectoryFault
 from exporter.lab.tls import VERSIONS, PortFault
 
 DEFAULT_CONTROL = "127.0.0.1:10028"
@@ -45,8 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fault.add_argument("port", type=int, help="the node's standard CUCM port, e.g. 2445")
     fault.add_argument("fault", choices=[f.value for f in PortFault])
 
+    directory = commands.add_parser("directory-fault", help="make a node's directory misbehave")
+    directory.add_argument("node")
+    directory.add_argument("fault", choices=[f.value for f in DirectoryFault])
+
     commands.add_parser("status", help="show every lab node")
-    for command in (tls, fault, commands.choices["status"]):
+    for command in (tls, fault, directory, commands.choices["status"]):
         command.add_argument(
             "--control", default=f"http://{DEFAULT_CONTROL}", help="control API URL"
         )
@@ -62,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "regenerate_certificate": args.regenerate_certificate,
         }
         return _request(args.control, f"/nodes/{args.node}/tls", body, args.cluster)
+    if args.command == "directory-fault":
+        body = {"fault": args.fault}
+        return _request(args.control, f"/nodes/{args.node}/directory-fault", body, args.cluster)
     if args.command == "fault":
         return _request(
             args.control,

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.lab.cluster import Lab
+from exporter.lab.directory import DirectoryFault
 from exporter.lab.tls import VERSIONS, PortFault
 
 
@@ -17,7 +18,8 @@ def control_app(lab: Lab) -> web.Application:
 
     GET  /nodes                 every node's state
     POST /nodes/{node}/tls      {"min_version", "max_version"?, "regenerate_certificate"?}
-    POST /nodes/{node}/fault    {"port", "fault"}
+    POST /nodes/{node}/fault    {"port", "fault"}: a TLS port stalls, resets, babbles
+    POST /nodes/{node}/directory-fault  {"fault"}: the directory pages misbehave
 
     `?cluster=` picks among nodes of the same name.
     """
@@ -59,10 +61,25 @@ def control_app(lab: Lab) -> web.Application:
             raise web.HTTPBadRequest(text=f"bad fault request: {error}\n") from None
         return web.json_response({"fault": fault.value})
 
+    async def set_directory_fault(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        try:
+            fault = DirectoryFault(body.get("fault", "none"))
+            await asyncio.to_thread(
+                lab.set_directory_fault,
+                request.match_info["node"],
+                fault,
+                cluster=request.query.get("cluster"),
+            )
+        except (KeyError, ValueError) as error:
+            raise web.HTTPBadRequest(text=f"bad directory fault request: {error}\n") from None
+        return web.json_response({"directory_fault": fault.value})
+
     app = web.Application()
     app.router.add_get("/nodes", nodes)
     app.router.add_post("/nodes/{node}/tls", set_tls)
     app.router.add_post("/nodes/{node}/fault", set_fault)
+    app.router.add_post("/nodes/{node}/directory-fault", set_directory_fault)
     return app
 
 

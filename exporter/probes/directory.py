@@ -307,13 +307,29 @@ def _tls_outcome(outcome: HandshakeOutcome) -> DirectoryOutcome:
 
 def _transport_failure(error: httpx.HTTPError) -> tuple[DirectoryOutcome, str]:
     """httpx wraps the socket or TLS error that happened; classify that one."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError | OSError):
-            outcome = classify(cause)
-            if outcome is HandshakeOutcome.RESET:
-                return DirectoryOutcome.HTTP_ERROR, f"connection dropped: {describe(cause)}"
-            return _tls_outcome(outcome), describe(cause)
-        cause = cause.__cause__ or cause.__context__
-    # RemoteProtocolError and friends: the server broke off or spoke something else.
-    return DirectoryOutcome.HTTP_ERROR, f"{type(error).__name__}: {error}"
+    cause = _root_cause(error)
+    if cause is None:
+        # RemoteProtocolError and friends: the server broke off or spoke something else.
+        return DirectoryOutcome.HTTP_ERROR, f"{type(error).__name__}: {error}"
+    outcome = classify(cause)
+    if outcome is HandshakeOutcome.RESET:
+        return DirectoryOutcome.HTTP_ERROR, f"connection dropped: {describe(cause)}"
+    return _tls_outcome(outcome), describe(cause)
+
+
+def _root_cause(error: BaseException) -> BaseException | None:
+    """The innermost TLS or socket error under `error`, through causes and (anyio's)
+    exception groups of connection attempts; None if there is none."""
+    found: BaseException | None = None
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ssl.SSLError) or (
+            isinstance(current, OSError) and current.errno is not None
+        ):
+            found = current
+        if isinstance(current, BaseExceptionGroup):
+            pending.append(current.exceptions[0])
+        elif (inner := current.__cause__ or current.__context__) is not None:
+            pending.append(inner)
+    return found
