@@ -18,11 +18,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.catalogue import Catalogue, load_catalogue
+from exporter.impact import ClusterPhones, required_version, summarize
 from exporter.results import (
     DirectoryProbeResult,
     PortResult,
     ProbeRun,
     RouteResult,
+    SnmpProbeResult,
     TlsProbeResult,
 )
 from exporter.store import ExporterState, Key, ResultStore
@@ -43,6 +46,9 @@ class CucmCollector(Collector):
     def __init__(self, store: ResultStore, state: ExporterState) -> None:
         self._store = store
         self._state = state
+        self._catalogue: tuple[object, Catalogue] | None = None
+        # The phone summary costs O(phones); scrapes reuse it until a result it used changes.
+        self._phones: dict[str, tuple[tuple[int, ...], ClusterPhones]] = {}
 
     def describe(self) -> list[Metric]:
         return []  # collect() is cheap but dynamic; nothing to pre-register
@@ -52,6 +58,7 @@ class CucmCollector(Collector):
         yield from self._probe_families(snapshot)
         yield from self._tls_families(snapshot)
         yield from self._directory_families(snapshot)
+        yield from self._snmp_families(snapshot)
         yield from self._self_families()
 
     def _probe_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
@@ -94,6 +101,45 @@ class CucmCollector(Collector):
                 for route in run.result.routes:
                     families.add(cluster, node, route)
         yield from families.all()
+
+    def _snmp_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
+        families = _SnmpFamilies(self._state.config.probes.snmp.interval)
+        clusters = sorted({cluster for cluster, _, _ in snapshot})
+        for cluster in clusters:
+            polls = {
+                node: run.result
+                for (c, node, probe), run in snapshot.items()
+                if c == cluster and probe == "snmp" and isinstance(run.result, SnmpProbeResult)
+            }
+            tls = {
+                node: run.result
+                for (c, node, probe), run in snapshot.items()
+                if c == cluster and probe == "tls" and isinstance(run.result, TlsProbeResult)
+            }
+            for node, poll in sorted(polls.items()):
+                families.add_node(cluster, node, poll)
+            families.add_phones(cluster, self._phone_summary(cluster, polls, tls))
+        yield from families.all()
+
+    def _phone_summary(
+        self,
+        cluster: str,
+        polls: Mapping[str, SnmpProbeResult],
+        tls: Mapping[str, TlsProbeResult],
+    ) -> ClusterPhones:
+        config = self._state.config
+        if self._catalogue is None or self._catalogue[0] is not config:
+            self._catalogue = (config, load_catalogue(config.catalogue))
+            self._phones.clear()
+        key = tuple(id(r) for r in (*polls.values(), *tls.values()))
+        cached = self._phones.get(cluster)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        inventories = {node: poll.phones for node, poll in polls.items() if poll.phones is not None}
+        required = {node: required_version(result) for node, result in tls.items()}
+        summary = summarize(inventories, required, self._catalogue[1])
+        self._phones[cluster] = (key, summary)
+        return summary
 
     def _self_families(self) -> Iterator[Metric]:
         build = GaugeMetricFamily(
@@ -290,4 +336,99 @@ class _DirectoryFamilies:
             self.duration,
             self.entries,
             self.tls_version,
+        )
+
+
+class _SnmpFamilies:
+    """Phone inventory and node state from CISCO-CCM-MIB, and what it means for the directory."""
+
+    def __init__(self, interval: float) -> None:
+        def family(name: str, what: str, labels: list[str]) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, _cached(what, interval), labels=labels)
+
+        node = ["cluster", "node"]
+        self.phones = family(
+            "cucm_phones",
+            "Phones in the node's ccmPhoneTable by model, status and the highest TLS version the "
+            'model can speak ("unknown" when no catalogue entry matches); a phone seen by several '
+            "nodes is counted once, where it is registered.",
+            [*node, "model", "status", "max_tls"],
+        )
+        self.at_risk = family(
+            "cucm_phones_directory_at_risk",
+            "Registered phones whose highest TLS version is below what the node's HTTPS "
+            'directory path (TVS and Tomcat) now requires: they show "Host not found".',
+            [*node, "model"],
+        )
+        self.required = family(
+            "cucm_node_required_tls_version",
+            "The TLS version a phone needs for the node's HTTPS directory: the stricter of its "
+            "TVS (2445) and Tomcat (8443) minimum.",
+            node,
+        )
+        self.registered = family(
+            "cucm_node_registered_phones",
+            "ccmRegisteredPhones: phones registered to the node.",
+            node,
+        )
+        self.unregistered = family(
+            "cucm_node_unregistered_phones", "ccmUnregisteredPhones of the node.", node
+        )
+        self.rejected = family("cucm_node_rejected_phones", "ccmRejectedPhones of the node.", node)
+        self.boot_time = family(
+            "cucm_node_boot_time_seconds",
+            "When the node's SNMP agent started (unix time, from sysUpTime); a jump means the "
+            "node restarted.",
+            node,
+        )
+        self.start_time = family(
+            "cucm_node_callmanager_start_time_seconds",
+            "When the node's Cisco CallManager service started (ccmCallManagerStartTime).",
+            node,
+        )
+        self.walked = family(
+            "cucm_snmp_phone_table_walk_timestamp_seconds",
+            "When ccmPhoneTable was last walked; it is walked only when ccmPhoneTableStateId or "
+            "the CallManager start time changed.",
+            node,
+        )
+        self.requests = family(
+            "cucm_snmp_poll_requests", "SNMP requests the last poll of the node sent.", node
+        )
+
+    def add_node(self, cluster: str, node: str, poll: SnmpProbeResult) -> None:
+        labels = [cluster, node]
+        self.requests.add_metric(labels, float(poll.requests))
+        if poll.walked_at is not None:
+            self.walked.add_metric(labels, poll.walked_at)
+        scalars = poll.scalars
+        if scalars is None:
+            return
+        self.registered.add_metric(labels, float(scalars.registered))
+        self.unregistered.add_metric(labels, float(scalars.unregistered))
+        self.rejected.add_metric(labels, float(scalars.rejected))
+        self.boot_time.add_metric(labels, scalars.boot_time)
+        if scalars.callmanager_start is not None:
+            self.start_time.add_metric(labels, scalars.callmanager_start)
+
+    def add_phones(self, cluster: str, summary: ClusterPhones) -> None:
+        for (node, model, status, max_tls), count in sorted(summary.phones.items()):
+            self.phones.add_metric([cluster, node, model, status, max_tls], float(count))
+        for (node, model), count in sorted(summary.at_risk.items()):
+            self.at_risk.add_metric([cluster, node, model], float(count))
+        for node, version in sorted(summary.required.items()):
+            self.required.add_metric([cluster, node], version.number)
+
+    def all(self) -> tuple[GaugeMetricFamily, ...]:
+        return (
+            self.phones,
+            self.at_risk,
+            self.required,
+            self.registered,
+            self.unregistered,
+            self.rejected,
+            self.boot_time,
+            self.start_time,
+            self.walked,
+            self.requests,
         )

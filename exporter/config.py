@@ -31,6 +31,7 @@ from pydantic import (
 from exporter.results import DirectoryRoute, TlsVersion
 
 __all__ = [
+    "CatalogueEntry",
     "ClusterConfig",
     "ConfigError",
     "DirectoryProbeConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "PortConfig",
     "ScheduledProbeConfig",
     "SnmpCredentials",
+    "SnmpProbeConfig",
     "TlsProbeConfig",
     "load_config",
     "parse_config",
@@ -244,10 +246,13 @@ class SnmpCredentials(_Strict):
 # --- probes ------------------------------------------------------------------------------
 
 
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
 class PortConfig(_Strict):
     """A TLS port to sweep and the CUCM service behind it (used as the `service` label)."""
 
-    port: int = Field(ge=1, le=65535)
+    port: PortNumber
     service: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
 
 
@@ -382,9 +387,67 @@ class DirectoryProbeConfig(ScheduledProbeConfig):
         return self
 
 
+class SnmpProbeConfig(ScheduledProbeConfig):
+    """CISCO-CCM-MIB on every node that has SNMP credentials (its own or its cluster's).
+
+    Cisco's agent throttles ("1 second to retrieve 1 row") and allows ten concurrent queries:
+    hence a long interval, small GETBULKs, and one request in flight per node.
+    """
+
+    interval: Duration = 300.0
+    timeout: Duration = 120.0
+    jitter: Duration = 30.0
+    port: PortNumber = 161
+    request_timeout: Duration = 5.0
+    retries: int = Field(default=1, ge=0, le=5)
+    max_repetitions: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("request_timeout")
+    @classmethod
+    def _request_within_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("timeout")
+        if value <= 0:
+            raise ValueError("request_timeout must be positive")
+        if timeout is not None and value > timeout:
+            raise ValueError(f"request_timeout ({value:g}s) must be at most timeout ({timeout:g}s)")
+        return value
+
+
 class ProbesConfig(_Strict):
     tls: TlsProbeConfig = TlsProbeConfig()
     directory: DirectoryProbeConfig = DirectoryProbeConfig()
+    snmp: SnmpProbeConfig = SnmpProbeConfig()
+
+
+class FirmwareRule(_Strict):
+    """Below `min_load` (the active load's major.minor), the phone only reaches `below`."""
+
+    min_load: Annotated[str, Field(pattern=r"^\d+\.\d+$")]
+    below: ConfiguredTlsVersion
+
+    @property
+    def min_load_tuple(self) -> tuple[int, int]:
+        major, minor = self.min_load.split(".")
+        return int(major), int(minor)
+
+
+class CatalogueEntry(_Strict):
+    """A phone family and the highest TLS version it can speak (see data/phone_models.yaml)."""
+
+    family: Annotated[str, Field(min_length=1, max_length=64)]
+    match: str
+    max_tls: ConfiguredTlsVersion
+    firmware: FirmwareRule | None = None
+    source: str = "configured"
+
+    @field_validator("match")
+    @classmethod
+    def _valid_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a valid regular expression: {error}") from None
+        return value
 
 
 class SchedulerConfig(_Strict):
@@ -394,9 +457,6 @@ class SchedulerConfig(_Strict):
 
 
 # --- targets -----------------------------------------------------------------------------
-
-
-PortNumber = Annotated[int, Field(ge=1, le=65535)]
 
 
 class NodeConfig(_Strict):
@@ -427,9 +487,21 @@ class NodeConfig(_Strict):
 
 
 class ClusterConfig(_Strict):
+    """A CUCM cluster. `snmp` applies to every node that does not set its own."""
+
     name: Name
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     snmp: SnmpCredentials | None = None
+
+    @model_validator(mode="after")
+    def _inherit_snmp(self) -> Self:
+        if self.snmp is None or all(node.snmp is not None for node in self.nodes):
+            return self
+        nodes = tuple(
+            node if node.snmp is not None else node.model_copy(update={"snmp": self.snmp})
+            for node in self.nodes
+        )
+        return self.model_copy(update={"nodes": nodes})
 
     @field_validator("nodes")
     @classmethod
@@ -446,6 +518,8 @@ class ExporterConfig(_Strict):
 
     scheduler: SchedulerConfig = SchedulerConfig()
     probes: ProbesConfig = ProbesConfig()
+    # Tried before the bundled phone catalogue (exporter/data/phone_models.yaml).
+    catalogue: tuple[CatalogueEntry, ...] = ()
     clusters: tuple[ClusterConfig, ...] = Field(min_length=1)
 
     @field_validator("clusters")

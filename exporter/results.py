@@ -275,6 +275,72 @@ class DirectoryProbeResult:
         return next(r.outcome.value for r in self.routes if not r.reached_node)
 
 
+class SnmpOutcome(enum.Enum):
+    """Classified outcome of an SNMP poll."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"  # no answer (also what a wrong v2c community looks like)
+    AUTH_ERROR = "auth_error"  # v3: unknown user, wrong digest, undecryptable
+    AGENT_ERROR = "agent_error"  # the agent answered with an error status (genErr, ...)
+    NON_INCREASING = "non_increasing"  # a walk did not move forward: a broken agent
+    BAD_RESPONSE = "bad_response"  # answers we could not use
+    DNS_ERROR = "dns_error"
+
+
+PHONE_STATUSES = {
+    1: "unknown",
+    2: "registered",
+    3: "unregistered",
+    4: "rejected",
+    5: "partiallyregistered",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneRow:
+    """One row of a node's ccmPhoneTable, joined with ccmProductTypeTable."""
+
+    name: str  # ccmPhoneName: SEP<MAC>, or a soft client's device name
+    status: str  # one of PHONE_STATUSES' values
+    product: str  # ccmProductName, e.g. "Cisco 7962"; "" when the index is unknown
+    active_load: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeScalars:
+    """The cheap CISCO-CCM-MIB scalars read on every poll."""
+
+    registered: int
+    unregistered: int
+    rejected: int
+    partially_registered: int | None
+    state_id: int
+    callmanager_start: float | None  # unix seconds, from ccmCallManagerStartTime
+    boot_time: float  # unix seconds: poll time minus sysUpTime
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpProbeResult:
+    """One SNMP poll of one node. `phones` is the last complete table walk, re-used as long as
+    ccmPhoneTableStateId and ccmCallManagerStartTime say nothing changed."""
+
+    outcome: SnmpOutcome
+    scalars: NodeScalars | None = None
+    phones: tuple[PhoneRow, ...] | None = None
+    walked: bool = False  # whether this poll walked ccmPhoneTable
+    walked_at: float | None = None  # when `phones` was walked (unix seconds)
+    requests: int = 0  # SNMP requests this poll sent
+    detail: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.outcome is SnmpOutcome.OK
+
+    @property
+    def reason(self) -> str:
+        return self.outcome.value
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeRun:
     """One scheduled run of one probe against one node: what every probe produces."""
@@ -289,4 +355,4 @@ class ProbeRun:
     result: ProbeResult | None = None  # None when the run itself failed (deadline, bug)
 
 
-ProbeResult = TlsProbeResult | DirectoryProbeResult
+ProbeResult = TlsProbeResult | DirectoryProbeResult | SnmpProbeResult

@@ -107,7 +107,7 @@ class ProbeScheduler:
             for node in cluster.nodes:
                 for name, spec in self._runner.probes.items():
                     settings = spec.settings(config)
-                    if not settings.enabled:
+                    if not settings.enabled or not spec.applies_to(node):
                         continue
                     key = (cluster.name, node.name, name)
                     keys.append(key)

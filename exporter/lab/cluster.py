@@ -11,7 +11,7 @@ import hashlib
 import socket
 import tempfile
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,16 @@ from cryptography.hazmat.primitives import serialization
 
 from exporter.lab.certs import Issued, LabCA
 from exporter.lab.directory import DirectoryFault, DirectoryService, generate_users
+from exporter.lab.snmp import (
+    DEFAULT_MIX,
+    STATUS_CODES,
+    AgentFault,
+    CcmAgent,
+    LabPhone,
+    generate_phones,
+    start_agent,
+    stop_agent,
+)
 from exporter.lab.tls import (
     VERSIONS,
     PortFault,
@@ -38,6 +48,9 @@ T = TypeVar("T")
 # phone asks about Tomcat's certificate). reference/tls-probing.md §5.
 TLS_SERVICES: Mapping[int, str] = {8443: "tomcat", 2445: "tvs"}
 HTTP_PORT = 8080  # Tomcat's plain HTTP: the legacy phones' workaround, untouched by TLS policy
+SNMP_PORT = 161
+# The lab's v2c community. Recognisable on purpose: tests grep every output for it.
+LAB_COMMUNITY = "lab-community-7d1e"
 DEFAULT_TOPOLOGY: Mapping[str, tuple[str, ...]] = {"lab": ("cucm-pub", "cucm-sub1")}
 LAB_DOMAIN = "test"  # reserved for testing (RFC 2606): never resolves to a real host
 
@@ -62,7 +75,9 @@ class NodeState:
 class LabNode:
     """One simulated node. Lives on the lab's loop; use it through `Lab`."""
 
-    def __init__(self, cluster: str, name: str, ca: LabCA, address: str) -> None:
+    def __init__(
+        self, cluster: str, name: str, ca: LabCA, address: str, phones: list[LabPhone]
+    ) -> None:
         self.cluster = cluster
         self.name = name
         self.address = address
@@ -79,6 +94,10 @@ class LabNode:
         }
         self._tomcat = web.AppRunner(self.directory.app(), access_log=None, shutdown_timeout=0.5)
         self._tomcat_sites: list[web.SockSite] = []
+        self.agent = CcmAgent(LAB_COMMUNITY, self.host)
+        self.agent.phones = phones
+        self.agent.rebuild()
+        self.snmp_port = 0
 
     def state(self) -> NodeState:
         der = self._issued.certificate.public_bytes(serialization.Encoding.DER)
@@ -90,6 +109,7 @@ class LabNode:
             ports={
                 **{std: listener.port for std, listener in self.listeners.items()},
                 HTTP_PORT: self.directory.http_port,
+                SNMP_PORT: self.snmp_port,
             },
             min_version=self.min_version,
             max_version=self.max_version,
@@ -116,8 +136,10 @@ class LabNode:
         for listener in self.listeners.values():
             await listener.start(context)
         directory.https_port = self.listeners[8443].port
+        self.snmp_port = await start_agent(self.agent, self.address, self.snmp_port)
 
     async def stop(self) -> None:
+        stop_agent(self.agent)
         for listener in self.listeners.values():
             await listener.stop()
         for site in self._tomcat_sites:
@@ -170,6 +192,7 @@ class LabNode:
             self._issued = self._ca.issue(f"{self.cluster}-{self.name}", [self.host])
         await asyncio.sleep(downtime)
         self.restarts += 1
+        self.agent.restart()
         await self.start()
 
 
@@ -187,15 +210,18 @@ class Lab:
         address: str = "127.0.0.1",
         directory: Path | None = None,
         restart_downtime: float = 0.5,
+        phone_mix: Sequence[tuple[str, str, int]] = DEFAULT_MIX,
     ) -> None:
         self._tempdir = None if directory else tempfile.TemporaryDirectory(prefix="cucm-lab-")
         self.directory = directory or Path(self._tempdir.name)  # type: ignore[union-attr]
         self.restart_downtime = restart_downtime
+        self._phone_mix = tuple(phone_mix)
         self._topology = topology
         self._address = address
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cucm-lab", daemon=True)
         self._nodes: dict[tuple[str, str], LabNode] = {}
+        self._added = 0
         self.ca: LabCA | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -207,11 +233,23 @@ class Lab:
 
     async def _start(self) -> None:
         self.ca = LabCA(self.directory)
+        number = 0
         for cluster, names in self._topology.items():
+            previous: LabNode | None = None
             for name in names:
-                node = LabNode(cluster, name, self.ca, self._address)
+                number += 1
+                phones = generate_phones(number, self._phone_mix)
+                if previous is not None:
+                    # Phones that moved here from the previous node leave an unregistered row
+                    # behind there, as CUCM keeps them for a while: the exporter must dedupe.
+                    for moved in previous.agent.phones[:2]:
+                        phones.append(
+                            LabPhone(moved.name, moved.product, moved.active_load, "unregistered")
+                        )
+                node = LabNode(cluster, name, self.ca, self._address, phones)
                 self._nodes[(cluster, name)] = node
                 await node.start()
+                previous = node
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -294,6 +332,71 @@ class Lab:
         """Make a node's directory pages (on 8080 and 8443) misbehave; NONE heals them."""
         self._find(name, cluster).directory.fault = fault
 
+    def set_snmp_fault(self, name: str, fault: AgentFault, *, cluster: str | None = None) -> None:
+        """Make a node's SNMP agent go silent, babble, or loop; NONE heals it."""
+        self._find(name, cluster).agent.fault = fault
+
+    def snmp_requests(self, name: str, cluster: str | None = None) -> int:
+        """SNMP PDUs the node's agent has answered (to see what a poll cost)."""
+        return self._find(name, cluster).agent.requests
+
+    def phones(self, name: str, cluster: str | None = None) -> list[LabPhone]:
+        return self._call(self._phones(self._find(name, cluster)))
+
+    async def _phones(self, node: LabNode) -> list[LabPhone]:
+        return [LabPhone(p.name, p.product, p.active_load, p.status) for p in node.agent.phones]
+
+    def add_phones(
+        self, name: str, product: str, active_load: str, count: int, *, cluster: str | None = None
+    ) -> list[str]:
+        """Register `count` new phones of a model on a node; returns their device names."""
+        return self._call(self._add_phones(self._find(name, cluster), product, active_load, count))
+
+    async def _add_phones(self, node: LabNode, product: str, load: str, count: int) -> list[str]:
+        self._added += count
+        start = 0xA00000 + self._added
+        names = [f"SEP{0x001B2C000000 + start + i:012X}" for i in range(count)]
+        node.agent.phones.extend(LabPhone(n, product, load) for n in names)
+        node.agent.changed()
+        return names
+
+    def set_phone_status(self, phone: str, status: str) -> None:
+        """Set a phone's status on every node that has a row for it (e.g. "unregistered")."""
+        if status not in STATUS_CODES:
+            raise ValueError(f"status must be one of {', '.join(STATUS_CODES)}")
+        self._call(self._set_status(phone, status))
+
+    async def _set_status(self, phone: str, status: str) -> None:
+        for node in self._nodes.values():
+            rows = [p for p in node.agent.phones if p.name == phone]
+            for row in rows:
+                row.status = status
+            if rows:
+                node.agent.changed()
+
+    def move_phone(self, phone: str, to: str, *, cluster: str | None = None) -> None:
+        """The phone re-registers on node `to`; its old node keeps an unregistered row."""
+        self._call(self._move(phone, self._find(to, cluster)))
+
+    async def _move(self, phone: str, target: LabNode) -> None:
+        template: LabPhone | None = None
+        for node in self._nodes.values():
+            for row in node.agent.phones:
+                if row.name == phone and node is not target:
+                    row.status = "unregistered"
+                    template = row
+                    node.agent.changed()
+        if template is None:
+            raise KeyError(f"no lab phone named {phone!r}")
+        existing = [p for p in target.agent.phones if p.name == phone]
+        if existing:
+            existing[0].status = "registered"
+        else:
+            target.agent.phones.append(
+                LabPhone(phone, template.product, template.active_load, "registered")
+            )
+        target.agent.changed()
+
     def directory_requests(self, name: str, cluster: str | None = None) -> int:
         """How many directory pages the node has answered (to check what a probe fetched)."""
         return self._find(name, cluster).directory.requests
@@ -315,6 +418,7 @@ class Lab:
         timing = {"interval": f"{interval:g}s", "timeout": f"{timeout:g}s", "jitter": "0s"}
         return {
             "probes": {
+                "snmp": {**timing, "request_timeout": f"{min(2.0, timeout):g}s", "retries": 0},
                 "tls": {
                     **timing,
                     "handshake_timeout": f"{min(3.0, timeout):g}s",
@@ -322,7 +426,14 @@ class Lab:
                 },
                 "directory": {**timing, "request_timeout": f"{min(3.0, timeout):g}s"},
             },
-            "clusters": [{"name": name, "nodes": nodes} for name, nodes in clusters.items()],
+            "clusters": [
+                {
+                    "name": name,
+                    "snmp": {"version": "2c", "community": LAB_COMMUNITY},
+                    "nodes": nodes,
+                }
+                for name, nodes in clusters.items()
+            ],
         }
 
     def write_exporter_config(self, path: Path, **kwargs: float) -> Path:

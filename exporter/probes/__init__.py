@@ -12,6 +12,7 @@ from typing import Any
 
 from exporter.config import ExporterConfig, NodeConfig, ScheduledProbeConfig
 from exporter.probes.directory import probe_directory
+from exporter.probes.snmp import SnmpProbe
 from exporter.probes.tls import probe_tls
 from exporter.results import ProbeResult
 from exporter.timing import Deadline
@@ -24,9 +25,14 @@ class ProbeSpec:
     name: str
     settings: Callable[[ExporterConfig], ScheduledProbeConfig]
     run: Callable[[NodeConfig, Any, Deadline], Awaitable[ProbeResult]]
+    applies_to: Callable[[NodeConfig], bool] = lambda node: True
 
 
 PROBES: dict[str, ProbeSpec] = {
     "tls": ProbeSpec("tls", lambda config: config.probes.tls, probe_tls),
     "directory": ProbeSpec("directory", lambda config: config.probes.directory, probe_directory),
+    # Only nodes with SNMP credentials (their own or their cluster's) are polled.
+    "snmp": ProbeSpec(
+        "snmp", lambda config: config.probes.snmp, SnmpProbe(), lambda node: node.snmp is not None
+    ),
 }
