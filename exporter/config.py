@@ -36,6 +36,7 @@ __all__ = [
     "ConfigError",
     "DirectoryProbeConfig",
     "ExporterConfig",
+    "FirmwareRule",
     "NodeConfig",
     "PortConfig",
     "ScheduledProbeConfig",

@@ -43,6 +43,13 @@ class ProbeRunner:
         self._clock = clock
         self._now = now
 
+    async def aclose(self) -> None:
+        """Let probes that hold resources (the SNMP engine's sockets) release them."""
+        for spec in self.probes.values():
+            close = getattr(spec.run, "aclose", None)
+            if close is not None:
+                await close()
+
     async def run(
         self, config: ExporterConfig, cluster: ClusterConfig, node: NodeConfig, probe: str
     ) -> ProbeRun:
@@ -137,6 +144,7 @@ class ProbeScheduler:
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
         await asyncio.sleep(0)  # let the job coroutines see their runs end
+        await self._runner.aclose()
 
     async def _run_job(self, key: Key) -> None:
         config = self._config

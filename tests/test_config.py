@@ -17,15 +17,18 @@ from pydantic import BaseModel
 
 from exporter.config import (
     DEFAULT_TLS_PORTS,
+    CatalogueEntry,
     ClusterConfig,
     ConfigError,
     DirectoryProbeConfig,
     ExporterConfig,
+    FirmwareRule,
     NodeConfig,
     PortConfig,
     ProbesConfig,
     SchedulerConfig,
     SnmpCredentials,
+    SnmpProbeConfig,
     TlsProbeConfig,
     load_config,
     parse_config,
@@ -379,9 +382,10 @@ def test_example_loads(example: Path) -> None:
 
 
 def test_example_spells_out_the_defaults(example: Path) -> None:
-    """Every setting the example gives outside `clusters` is the default."""
+    """Every setting the example gives outside `clusters` and `catalogue` (examples of what
+    you would add) is the default."""
     config = load_config(example)
-    defaults = ExporterConfig(clusters=config.clusters)
+    defaults = ExporterConfig(clusters=config.clusters, catalogue=config.catalogue)
     assert config == defaults
 
 
@@ -395,6 +399,9 @@ def test_example_documents_every_field() -> None:
         TlsProbeConfig,
         PortConfig,
         DirectoryProbeConfig,
+        SnmpProbeConfig,
+        CatalogueEntry,
+        FirmwareRule,
         ClusterConfig,
         NodeConfig,
         SnmpCredentials,

@@ -187,6 +187,12 @@ class SnmpProbe:
         self._engines: dict[tuple[int, str], SnmpEngine] = {}
         self._walks: dict[tuple[str, int, str], _Walk] = {}
 
+    async def aclose(self) -> None:
+        """Release the sockets of the engines this event loop made (call before it ends)."""
+        loop = id(asyncio.get_running_loop())
+        for key in [k for k in self._engines if k[0] == loop]:
+            self._engines.pop(key).close_dispatcher()
+
     async def __call__(
         self,
         node: NodeConfig,
@@ -254,6 +260,7 @@ class SnmpProbe:
         engine_key = (id(asyncio.get_running_loop()), fingerprint)
         engine = self._engines.get(engine_key)
         if engine is None:
+            # Costs ~40 ms of CPU (MIB builder), hence kept for the life of the loop.
             engine = self._engines[engine_key] = SnmpEngine()
         try:
             target = await UdpTransportTarget.create(
