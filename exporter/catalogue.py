@@ -21,7 +21,8 @@ __all__ = ["Capability", "Catalogue", "load_catalogue"]
 
 _PREFIX = re.compile(r"^Cisco\s+", re.IGNORECASE)
 _SUFFIX = re.compile(r"(G-GE|-EX|NR|G)+$")
-_LOAD_VERSION = re.compile(r"(\d+)[.-](\d+)[.-]\d+")  # sip78xx.12-8-1-... -> 12.8
+# Load IDs are <prefix>.<major>-<minor>-<patch>...: sip78xx.12-8-1-0001-455, SCCP45.9-4-2SR3-1S.
+_LOAD_VERSION = re.compile(r"(?:^|\.)(\d+)-(\d+)-\d+")
 
 
 @dataclass(frozen=True, slots=True)

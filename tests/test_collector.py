@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -136,3 +137,75 @@ def test_a_failed_reload_is_exported(lab: Lab) -> None:
         registry.get_sample_value("cucm_exporter_config_last_reload_success_timestamp_seconds")
         == 1700000000.0
     )
+
+
+async def test_phones_at_risk_follow_the_node_tls_policy(lab: Lab) -> None:
+    config = config_for(lab)
+    store, state = ResultStore(), ExporterState(config, time.time())
+    registry = registry_for(store, state)
+    runner = ProbeRunner()
+
+    async def poll_all() -> None:
+        for cluster in config.clusters:
+            for node in cluster.nodes:
+                for probe in ("tls", "snmp"):
+                    store.put(await runner.run(config, cluster, node, probe))
+
+    def at_risk(node: str) -> float:
+        return sum(
+            s.value
+            for family in registry.collect()
+            if family.name == "cucm_phones_directory_at_risk"
+            for s in family.samples
+            if s.labels["node"] == node
+        )
+
+    try:
+        await poll_all()
+        assert at_risk("cucm-pub") == 0.0
+        pub = {"cluster": "lab", "node": "cucm-pub"}
+        assert registry.get_sample_value("cucm_node_required_tls_version", pub) == 1.0
+        # The lab's default mix on each node: 37 registered phones.
+        assert registry.get_sample_value("cucm_node_registered_phones", pub) == 37.0
+        legacy = {**pub, "model": "Cisco 7962", "status": "registered", "max_tls": "1.0"}
+        assert registry.get_sample_value("cucm_phones", legacy) == 8.0
+        unknown = {
+            **pub,
+            "model": "Cisco Webex Desk Pro",
+            "status": "registered",
+            "max_tls": "unknown",
+        }
+        assert registry.get_sample_value("cucm_phones", unknown) == 1.0
+        # The subscriber's stale rows for two of the publisher's phones are not counted twice.
+        stale = {
+            "cluster": "lab",
+            "node": "cucm-sub1",
+            "model": "Cisco 7962",
+            "status": "unregistered",
+            "max_tls": "1.0",
+        }
+        assert registry.get_sample_value("cucm_phones", stale) is None
+        boot_before = registry.get_sample_value("cucm_node_boot_time_seconds", pub)
+
+        lab.set_tls_policy("cucm-pub", "1.2")
+        await asyncio.sleep(1.1)  # so the restarted node's boot time is a different second
+        await poll_all()
+        # Legacy models in the lab's mix: 7962 x8, 7942 x4, 7965 x2, 6921 x3, 8945, 9971 x2,
+        # IP Communicator, and a 7821 and an 8851 on firmware older than 12.0.
+        assert at_risk("cucm-pub") == 23.0
+        assert at_risk("cucm-sub1") == 0.0
+        assert (
+            registry.get_sample_value(
+                "cucm_phones_directory_at_risk", {**pub, "model": "Cisco 7841"}
+            )
+            == 0.0
+        )
+        assert registry.get_sample_value("cucm_node_required_tls_version", pub) == 1.2
+        boot_after = registry.get_sample_value("cucm_node_boot_time_seconds", pub)
+        assert boot_before is not None
+        assert boot_after is not None
+        assert boot_after > boot_before
+        promtool_check_metrics(generate_latest(registry))
+    finally:
+        lab.set_tls_policy("cucm-pub", "1.0")
+        await runner.aclose()

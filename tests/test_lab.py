@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import load_config
+from exporter.lab.snmp import generate_phones
 from exporter.lab.tls import unused_port
 from tests.test_daemon import wait_for
 
@@ -88,6 +89,20 @@ def test_lab_cli_changes_policy_of_a_running_lab(lab_process: tuple[str, Path]) 
     run_lab_command("directory-fault", "cucm-pub", "none", "--control", control)
     assert "CiscoIPPhoneMenu" in fetch(page)
 
+    phone = generate_phones(1)[0].name  # the publisher's first phone
+    moved = run_lab_command("phone", phone, "--move-to", "cucm-sub1", "--control", control)
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout) == {"phone": phone, "move_to": "cucm-sub1"}
+    ghost = run_lab_command(
+        "phone", "SEP000000000000", "--status", "rejected", "--control", control
+    )
+    assert ghost.returncode == 0  # a status change for an unknown phone changes nothing
+    unknown_move = run_lab_command(
+        "phone", "SEP000000000000", "--move-to", "cucm-pub", "--control", control
+    )
+    assert unknown_move.returncode == 1
+    assert "no lab phone named" in unknown_move.stderr
+
     refused = run_lab_command("set-tls", "no-such-node", "1.2", "--control", control)
     assert refused.returncode == 1
     assert "no single lab node named 'no-such-node'" in refused.stderr
@@ -127,6 +142,12 @@ def test_the_demo_serves_real_tls_metrics_for_every_lab_node() -> None:
             lambda: fetch(metrics).count("cucm_directory_up{") == 6, 20, "the directory probes"
         )
         text = fetch(metrics)
+        wait_for(lambda: "cucm_phones_directory_at_risk{" in fetch(metrics), 20, "the SNMP poll")
+        text = fetch(metrics)
+        assert (
+            'cucm_phones_directory_at_risk{cluster="lab",model="Cisco 7962",node="cucm-pub"} 0.0'
+            in text
+        )
         for node in ("cucm-pub", "cucm-sub1"):
             assert f'cucm_probe_success{{cluster="lab",node="{node}",probe="tls"}} 1.0' in text
             for route in ("http", "https", "https_legacy"):

@@ -107,7 +107,8 @@ async def test_a_restart_forces_a_walk_even_if_the_state_id_repeats(
     snmp_lab.set_tls_policy("pub", "1.0", "1.2")  # the node restarts: state id back to 0
     second = await poll(probe, node)
     assert second.walked
-    assert first.scalars is not None and second.scalars is not None
+    assert first.scalars is not None
+    assert second.scalars is not None
     assert second.scalars.callmanager_start != first.scalars.callmanager_start
     assert second.scalars.boot_time >= first.scalars.boot_time
 

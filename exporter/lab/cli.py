@@ -18,6 +18,7 @@ from aiohttp import web
 from exporter.lab.cluster import Lab
 from exporter.lab.control import control_app
 from exporter.lab.directory import DirectoryFault
+from exporter.lab.snmp import AgentFault
 from exporter.lab.tls import VERSIONS, PortFault
 
 DEFAULT_CONTROL = "127.0.0.1:10028"
@@ -50,8 +51,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory.add_argument("node")
     directory.add_argument("fault", choices=[f.value for f in DirectoryFault])
 
+    snmp = commands.add_parser("snmp-fault", help="make a node's SNMP agent misbehave")
+    snmp.add_argument("node")
+    snmp.add_argument("fault", choices=[f.value for f in AgentFault])
+
+    phone = commands.add_parser("phone", help="move a phone to another node, or set its status")
+    phone.add_argument("phone", help="device name, e.g. SEP001B2C010001")
+    what = phone.add_mutually_exclusive_group(required=True)
+    what.add_argument("--move-to", metavar="NODE")
+    what.add_argument(
+        "--status", choices=["registered", "unregistered", "rejected", "partiallyregistered"]
+    )
+
     commands.add_parser("status", help="show every lab node")
-    for command in (tls, fault, directory, commands.choices["status"]):
+    for command in (tls, fault, directory, snmp, phone, commands.choices["status"]):
         command.add_argument(
             "--control", default=f"http://{DEFAULT_CONTROL}", help="control API URL"
         )
@@ -70,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "directory-fault":
         body = {"fault": args.fault}
         return _request(args.control, f"/nodes/{args.node}/directory-fault", body, args.cluster)
+    if args.command == "snmp-fault":
+        body = {"fault": args.fault}
+        return _request(args.control, f"/nodes/{args.node}/snmp-fault", body, args.cluster)
+    if args.command == "phone":
+        change = {"move_to": args.move_to} if args.move_to else {"status": args.status}
+        return _request(args.control, f"/phones/{args.phone}", change, args.cluster)
     if args.command == "fault":
         return _request(
             args.control,

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from exporter.lab.cluster import Lab
 from exporter.lab.directory import DirectoryFault
+from exporter.lab.snmp import AgentFault
 from exporter.lab.tls import VERSIONS, PortFault
 
 
@@ -20,6 +21,8 @@ def control_app(lab: Lab) -> web.Application:
     POST /nodes/{node}/tls      {"min_version", "max_version"?, "regenerate_certificate"?}
     POST /nodes/{node}/fault    {"port", "fault"}: a TLS port stalls, resets, babbles
     POST /nodes/{node}/directory-fault  {"fault"}: the directory pages misbehave
+    POST /nodes/{node}/snmp-fault       {"fault"}: the SNMP agent goes silent, babbles, loops
+    POST /phones/{phone}        {"move_to"} or {"status"}: a phone re-registers or changes state
 
     `?cluster=` picks among nodes of the same name.
     """
@@ -75,11 +78,44 @@ def control_app(lab: Lab) -> web.Application:
             raise web.HTTPBadRequest(text=f"bad directory fault request: {error}\n") from None
         return web.json_response({"directory_fault": fault.value})
 
+    async def set_snmp_fault(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        try:
+            fault = AgentFault(body.get("fault", "none"))
+            await asyncio.to_thread(
+                lab.set_snmp_fault,
+                request.match_info["node"],
+                fault,
+                cluster=request.query.get("cluster"),
+            )
+        except (KeyError, ValueError) as error:
+            raise web.HTTPBadRequest(text=f"bad SNMP fault request: {error}\n") from None
+        return web.json_response({"snmp_fault": fault.value})
+
+    async def change_phone(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        phone = request.match_info["phone"]
+        try:
+            if "move_to" in body:
+                await asyncio.to_thread(
+                    lab.move_phone,
+                    phone,
+                    str(body["move_to"]),
+                    cluster=request.query.get("cluster"),
+                )
+            else:
+                await asyncio.to_thread(lab.set_phone_status, phone, str(body.get("status")))
+        except (KeyError, ValueError) as error:
+            raise web.HTTPBadRequest(text=f"bad phone request: {error}\n") from None
+        return web.json_response({"phone": phone, **body})
+
     app = web.Application()
     app.router.add_get("/nodes", nodes)
     app.router.add_post("/nodes/{node}/tls", set_tls)
     app.router.add_post("/nodes/{node}/fault", set_fault)
     app.router.add_post("/nodes/{node}/directory-fault", set_directory_fault)
+    app.router.add_post("/nodes/{node}/snmp-fault", set_snmp_fault)
+    app.router.add_post("/phones/{phone}", change_phone)
     return app
 
 
