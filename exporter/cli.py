@@ -20,11 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from rich.console import Console
+from rich.progress import Progress
 
 from exporter import __version__
+from exporter.catalogue import load_catalogue
 from exporter.collector import CucmCollector
-from exporter.config import ConfigError, ExporterConfig, load_config
-from exporter.scheduler import ProbeScheduler
+from exporter.config import ClusterConfig, ConfigError, ExporterConfig, NodeConfig, load_config
+from exporter.report import as_json, build_report, render_text
+from exporter.results import ProbeRun, TlsVersion
+from exporter.scheduler import ProbeRunner, ProbeScheduler
 from exporter.server import ExporterApp, ListenAddress, serve
 from exporter.store import ExporterState, ResultStore
 
@@ -44,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lab_main(args[1:])
     if args[:1] == ["demo"]:
         return _demo(args[1:])
+    if args[:1] == ["check"]:
+        return _check(args[1:])
     return _run(args[1:] if args[:1] == ["run"] else args)
 
 
@@ -225,6 +232,72 @@ async def _run_demo(
             return await run_daemon(config, config_file, listen, telemetry_path)
         finally:
             await control_runner.cleanup()
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+def _check(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="cucm-directory-exporter check",
+        description="Run every probe once against every node and print a readiness report. "
+        "Exit 0: nothing at risk; 1: phones at risk or a directory route broken; 2: bad usage.",
+    )
+    parser.add_argument(
+        "--config.file", dest="config_file", type=Path, default=Path("cucm-directory-exporter.yml")
+    )
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--assume-min-version",
+        dest="assume",
+        choices=[v.value for v in TlsVersion],
+        help="what if every node required this TLS version?",
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="warn", choices=["debug", "info", "warn", "error"]
+    )
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, "logfmt")
+    try:
+        config = load_config(args.config_file)
+    except ConfigError as error:
+        _print_config_error(args.config_file, error)
+        return EXIT_CONFIG
+    assume = TlsVersion(args.assume) if args.assume else None
+    console = Console(stderr=True)
+    runs = asyncio.run(_probe_everything(config, show_progress=console.is_terminal))
+    report = build_report(config, runs, load_catalogue(config.catalogue), assume)
+    if args.format == "json":
+        print(json.dumps(as_json(report), indent=2))
+    else:
+        render_text(report, Console())
+    return report.exit_code
+
+
+async def _probe_everything(config: ExporterConfig, *, show_progress: bool) -> list[ProbeRun]:
+    """One run of every applicable probe on every node, bounded like the scheduler's runs."""
+    runner = ProbeRunner()
+    limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
+    jobs = [
+        (cluster, node, name)
+        for cluster in config.clusters
+        for node in cluster.nodes
+        for name, spec in runner.probes.items()
+        if spec.settings(config).enabled and spec.applies_to(node)
+    ]
+    with Progress(transient=True, disable=not show_progress, console=Console(stderr=True)) as bar:
+        task = bar.add_task("probing", total=len(jobs))
+
+        async def one(cluster: ClusterConfig, node: NodeConfig, probe: str) -> ProbeRun:
+            async with limit:
+                run = await runner.run(config, cluster, node, probe)
+            bar.update(task, advance=1, description=f"{cluster.name}/{node.name} {probe}")
+            return run
+
+        try:
+            return list(await asyncio.gather(*(one(*job) for job in jobs)))
+        finally:
+            await runner.aclose()
 
 
 # --- logging -----------------------------------------------------------------------------
