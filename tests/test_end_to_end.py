@@ -1,0 +1,68 @@
+"""After a TLS change: lab -> exporter -> real Prometheus (bundled rules) -> real Alertmanager
+(bundled routing) -> a webhook. The alert must arrive with the right cluster, node and count,
+and resolve after the revert."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import pytest
+
+from exporter.lab import Lab
+from tests.stack import Stack
+
+ALERT = "CucmLegacyPhonesDirectoryAtRisk"
+
+
+@pytest.fixture(scope="module")
+def e2e_lab() -> Iterator[Lab]:
+    with Lab(restart_downtime=0.2) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def stack(e2e_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(e2e_lab, tmp_path_factory.mktemp("stack"))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def test_phones_at_risk_alert_fires_and_resolves(stack: Stack, e2e_lab: Lab) -> None:
+    # Healthy first: the exporter is scraped and nothing is at risk.
+    stack.wait_for(lambda: bool(stack.query("cucm_phones_directory_at_risk")), 30, "phone data")
+    assert stack.query("sum(cucm_phones_directory_at_risk)")[0]["value"][1] == "0"
+    assert stack.webhook.alerts(ALERT) == []
+
+    e2e_lab.set_tls_policy("cucm-pub", "1.2")
+    try:
+        waited = stack.wait_for(
+            lambda: any(a["status"] == "firing" for a in stack.webhook.alerts(ALERT)),
+            60,
+            f"{ALERT} to reach the webhook",
+        )
+        firing = next(a for a in stack.webhook.alerts(ALERT) if a["status"] == "firing")
+        assert firing["labels"]["cluster"] == "lab"
+        assert firing["labels"]["node"] == "cucm-pub"
+        assert firing["labels"]["severity"] == "critical"
+        assert firing["receiver"] == "default"  # the lab cluster never pages (bundled routing)
+        # 23 legacy phones are registered to cucm-pub in the lab (see tests/test_collector.py).
+        assert firing["annotations"]["summary"].startswith("23 registered phones on cucm-pub (lab)")
+        assert "Cisco 7962 (8)" in firing["annotations"]["description"]
+        assert "requires TLS 1.2" in firing["annotations"]["description"]
+        assert not any(a["labels"]["node"] == "cucm-sub1" for a in stack.webhook.alerts(ALERT))
+        print(f"alert received {waited:.1f}s after the policy change")
+    finally:
+        e2e_lab.set_tls_policy("cucm-pub", "1.0")
+    stack.wait_for(
+        lambda: any(a["status"] == "resolved" for a in stack.webhook.alerts(ALERT)),
+        60,
+        f"{ALERT} to resolve",
+    )
+    resolved = next(a for a in stack.webhook.alerts(ALERT) if a["status"] == "resolved")
+    assert (resolved["labels"]["cluster"], resolved["labels"]["node"]) == ("lab", "cucm-pub")
+
+
+def test_every_process_of_the_stack_is_alive(stack: Stack) -> None:
+    assert all(p.poll() is None for p in stack.processes)
+    assert stack.query('up{job="cucm-directory-exporter"}')[0]["value"][1] == "1"
