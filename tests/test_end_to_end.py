@@ -5,6 +5,7 @@ and resolve after the revert."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pytest
 
 from exporter.lab import Lab
