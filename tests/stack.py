@@ -197,7 +197,7 @@ class Stack:
             for process in self.processes:
                 if process.poll() is not None:
                     raise AssertionError(
-                        f"a process of the stack died: {process.args}\n{self.logs()}"
+                        f"a process of the stack died: {process.args!r}\n{self.logs()}"
                     )
             if time.monotonic() - started > seconds:
                 raise AssertionError(
