@@ -1,0 +1,178 @@
+"""`--web.config.file`: TLS and basic auth for our own HTTP endpoints, in the exporter-toolkit
+format that Prometheus, Alertmanager and node_exporter read (the same file passes
+`promtool check web-config`).
+
+Supported: tls_server_config (cert_file, key_file, client_auth_type, client_ca_file,
+min_version, max_version), http_server_config.headers, basic_auth_users (bcrypt hashes,
+including htpasswd's `$2y$`). Anything else is refused by name rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+import warnings
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+import bcrypt
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from exporter.config import ConfigError
+
+__all__ = ["BasicAuth", "WebConfig", "load_web_config"]
+
+_TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+_CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "RequestClientCert": ssl.CERT_OPTIONAL,  # Python cannot ask without verifying: closest
+    "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+_BCRYPT_PREFIXES = (b"$2a$", b"$2b$", b"$2y$")
+
+
+def _bcrypt_hash(value: object) -> object:
+    if isinstance(value, str) and not value.encode().startswith(_BCRYPT_PREFIXES):
+        raise ValueError("must be a bcrypt hash ($2a$, $2b$ or $2y$), e.g. from htpasswd -nBC 10")
+    return value
+
+
+BcryptHash = Annotated[str, BeforeValidator(_bcrypt_hash)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsServerConfig(_Strict):
+    cert_file: Path
+    key_file: Path
+    client_auth_type: Literal[
+        "NoClientCert",
+        "RequestClientCert",
+        "RequireAnyClientCert",
+        "VerifyClientCertIfGiven",
+        "RequireAndVerifyClientCert",
+    ] = "NoClientCert"
+    client_ca_file: Path | None = None
+    min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS12"
+    max_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS13"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if _TLS_VERSIONS[self.min_version] > _TLS_VERSIONS[self.max_version]:
+            raise ValueError(
+                f"min_version {self.min_version} is above max_version {self.max_version}"
+            )
+        if self.client_auth_type != "NoClientCert" and self.client_ca_file is None:
+            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file")
+        return self
+
+
+class HttpServerConfig(_Strict):
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class WebConfig(_Strict):
+    tls_server_config: TlsServerConfig | None = None
+    http_server_config: HttpServerConfig = HttpServerConfig()
+    # The hashes are secrets too: never logged, never shown.
+    basic_auth_users: dict[str, BcryptHash] = Field(default_factory=dict, repr=False)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A server context, or None for plain HTTP. Raises ConfigError for unreadable files."""
+        tls = self.tls_server_config
+        if tls is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+            if tls.client_ca_file is not None:
+                context.load_verify_locations(cafile=str(tls.client_ca_file))
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                [f"tls_server_config: cannot load the certificates: {error}"]
+            ) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLS10/11 only if asked for
+            context.minimum_version = _TLS_VERSIONS[tls.min_version]
+            context.maximum_version = _TLS_VERSIONS[tls.max_version]
+        context.verify_mode = _CLIENT_AUTH[tls.client_auth_type]
+        return context
+
+
+class BasicAuth:
+    """Checks `Authorization: Basic` against bcrypt hashes.
+
+    bcrypt costs ~50 ms by design: checks run in a worker thread so the event loop (and every
+    other scrape) never waits on one, and recent answers are remembered so a scraper with the
+    right password pays once, not on every scrape.
+    """
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = {name: hashed.encode() for name, hashed in users.items()}
+        self._answers: dict[tuple[str, str], bool] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._users)
+
+    async def allows(self, user: str, password: str) -> bool:
+        # Keyed by a digest, so the cache never holds a password.
+        key = (user, hashlib.sha256(password.encode()).hexdigest())
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = await asyncio.to_thread(self._verify, user, password)
+            if len(self._answers) >= 256:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def _verify(self, user: str, password: str) -> bool:
+        hashed = self._users.get(user)
+        if hashed is None:
+            # Spend the same time on unknown users, so timing does not tell who exists.
+            bcrypt.checkpw(password.encode(), _DUMMY_HASH)
+            return False
+        return bcrypt.checkpw(password.encode(), hashed)
+
+
+_DUMMY_HASH = bcrypt.hashpw(b"unused", bcrypt.gensalt(10))
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """Read and validate a web config file; raise ConfigError naming every problem."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{path}: cannot read the web config: {error}"]) from None
+    except yaml.YAMLError as error:
+        raise ConfigError([f"{path}: invalid YAML: {getattr(error, 'problem', error)}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    base = path.parent
+    tls = data.get("tls_server_config")
+    if isinstance(tls, dict):
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            if isinstance(tls.get(key), str):
+                tls[key] = str(base / tls[key])
+    try:
+        config = WebConfig.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for e in error.errors(include_url=False):
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            message = "unknown or unsupported field" if e["type"] == "extra_forbidden" else e["msg"]
+            problems.append(f"{path}: {where}: {message.removeprefix('Value error, ')}")
+        raise ConfigError(problems) from None
+    config.ssl_context()  # unreadable certificates are a start-up error, not a runtime one
+    return config
