@@ -36,7 +36,8 @@ class DirectoryFault(enum.Enum):
     NEXT_HOP_HTTPS = "next_hop_https"  # embedded URLs point at https/8443 even over http
     NEXT_HOP_UNRESOLVABLE = "next_hop_unresolvable"  # embedded URLs name an unknown host
     SLOW = "slow"  # answer only after `slow_seconds`
-    OVERSIZED = "oversized"  # a body of `oversized_bytes`, streamed
+    TRICKLE = "trickle"  # a valid page, one byte every `trickle_interval` seconds
+    OVERSIZED = "oversized"  # a body of `oversized_bytes` (100 MiB), streamed
     ENTITY_BOMB = "entity_bomb"  # "billion laughs"
     EXTERNAL_ENTITY = "external_entity"  # XXE: an entity pointing at a local file
     RESET = "reset"  # reset the connection instead of answering
@@ -72,7 +73,8 @@ class DirectoryService:
         self.users = users
         self.fault = DirectoryFault.NONE
         self.slow_seconds = 30.0
-        self.oversized_bytes = 8 * 1024 * 1024
+        self.oversized_bytes = 100 * 1024 * 1024
+        self.trickle_interval = 0.1
         self.http_port = 0  # the real ports of "8080" and "8443", known once bound
         self.https_port = 0
         self.secure_backend_port = 0  # where the 8443 TLS listener delivers requests
@@ -190,6 +192,8 @@ class DirectoryService:
             return web.Response(text=_PROXY_ERROR, content_type="text/html")
         if fault is DirectoryFault.OVERSIZED:
             return await self._stream_oversized(request)
+        if fault is DirectoryFault.TRICKLE:
+            return await self._trickle(request, xml)
         body = {
             DirectoryFault.MALFORMED_XML: xml[: len(xml) // 2],
             DirectoryFault.ENTITY_BOMB: _ENTITY_BOMB,
@@ -221,6 +225,17 @@ class DirectoryService:
             for _ in range(self.oversized_bytes // len(chunk)):
                 await response.write(chunk)
             await response.write(b"</Title></CiscoIPPhoneDirectory>")
+            await response.write_eof()
+        return response
+
+    async def _trickle(self, request: web.Request, xml: str) -> web.StreamResponse:
+        """Headers at once, then the body a byte at a time: every read succeeds, slowly."""
+        response = web.StreamResponse(headers=self._headers(request))
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for byte in xml.encode():
+                await response.write(bytes([byte]))
+                await asyncio.sleep(self.trickle_interval)
             await response.write_eof()
         return response
 
