@@ -21,8 +21,8 @@ from exporter.lab.tls import PortFault, unused_port
 from exporter.probes.directory import probe_directory
 from exporter.results import DirectoryOutcome
 from exporter.timing import Deadline
-from tests.test_directory_probe import config_of
 from tests.test_daemon import wait_for
+from tests.test_directory_probe import config_of
 
 INTERVAL, TIMEOUT = 3.0, 2.0
 MARGIN = 1.0  # the probe's own deadline plus a little for the event loop and the guard
