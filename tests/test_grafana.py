@@ -180,6 +180,8 @@ def expressions(dashboard: Json) -> Iterator[tuple[str, str]]:
     for annotation in dashboard["annotations"]["list"]:
         if "expr" in annotation:
             yield f"annotation {annotation['name']!r}", annotation["expr"]
+        if "expr" in annotation.get("target", {}):
+            yield f"annotation {annotation['name']!r} target", annotation["target"]["expr"]
     for name, var in variables(dashboard).items():
         if var["type"] == "query":
             match = LABEL_VALUES.match(variable_query(var))
@@ -292,6 +294,17 @@ def test_every_panel_and_query_uses_the_datasource_variable(dashboard: Json) -> 
     for annotation in dashboard["annotations"]["list"]:
         if not annotation.get("builtIn"):
             assert annotation["datasource"] == DATASOURCE_REF, annotation["name"]
+            assert annotation["target"]["datasource"] == DATASOURCE_REF, annotation["name"]
+
+
+def test_annotation_queries_agree_in_both_shapes(dashboard: Json) -> None:
+    """Newer Grafana runs `target`; older releases read the top-level `expr` and `step`."""
+    for annotation in dashboard["annotations"]["list"]:
+        if annotation.get("builtIn"):
+            continue
+        assert annotation["target"]["expr"] == annotation["expr"], annotation["name"]
+        assert annotation["target"]["interval"] == annotation["step"], annotation["name"]
+        assert annotation["titleFormat"], annotation["name"]
 
 
 def test_only_current_panel_types(dashboard: Json) -> None:
