@@ -10,6 +10,7 @@ import pytest
 
 from exporter.lab import Lab
 from tests.stack import Stack
+from tests.test_grafana import DASHBOARD_FILES, expressions, load
 
 ALERT = "CucmLegacyPhonesDirectoryAtRisk"
 
@@ -67,3 +68,47 @@ def test_phones_at_risk_alert_fires_and_resolves(stack: Stack, e2e_lab: Lab) -> 
 def test_every_process_of_the_stack_is_alive(stack: Stack) -> None:
     assert all(p.poll() is None for p in stack.processes)
     assert stack.query('up{job="cucm-directory-exporter"}')[0]["value"][1] == "1"
+
+
+def test_every_dashboard_query_returns_data(stack: Stack, e2e_lab: Lab) -> None:
+    """Each panel and variable query of both dashboards, as Grafana would send it, against the
+    real Prometheus that scraped the exporter; with one node raised, so that the "something is
+    wrong" panels have something to show too."""
+    e2e_lab.set_tls_policy("cucm-sub1", "1.2")
+    try:
+        stack.wait_for(
+            lambda: bool(
+                stack.query(
+                    'cucm_directory_result{node="cucm-sub1",result="tls_version_rejected"} == 1'
+                )
+            ),
+            30,
+            "the raised node to show up",
+        )
+        stack.wait_for(
+            lambda: bool(stack.query("sum(cucm_phones_directory_at_risk) > 0")),
+            30,
+            "phones at risk",
+        )
+        empty = []
+        for uid in DASHBOARD_FILES:
+            for where, expr in expressions(load(uid)):
+                if where.startswith("annotation"):
+                    continue  # annotations mark events (restarts, changes) that may not happen
+                if not stack.query(grafana_substitute(expr)):
+                    empty.append(f"{uid}: {where}: {expr}")
+        assert empty == []
+    finally:
+        e2e_lab.set_tls_policy("cucm-sub1", "1.0")
+
+
+def grafana_substitute(expr: str) -> str:
+    """What Grafana sends for the lab's cluster and its first node."""
+    for variable, value in {
+        "${datasource}": "prometheus", "$datasource": "prometheus", "$cluster": "lab",
+        "${cluster}": "lab", "$node": "cucm-sub1", "${node}": "cucm-sub1",
+        "$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
+    }.items():  # fmt: skip
+        expr = expr.replace(variable, value)
+    assert "$" not in expr.replace("$1", ""), expr
+    return expr
