@@ -58,12 +58,16 @@ class LabCA:
             )
             .sign(self._key, hashes.SHA256())
         )
+        # One key for every leaf: RSA key generation costs ~50 ms, signing a certificate ~1 ms,
+        # and a lab of a thousand nodes must start in seconds. Each node still gets a
+        # certificate (and so a fingerprint) of its own.
+        self._leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
         self.bundle_file = directory / "lab-ca.pem"
         self.bundle_file.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, name: str, dns_names: list[str], ip: str = "127.0.0.1") -> Issued:
         """Issue (or re-issue, as `set tls min-version` may) the leaf certificate for `name`."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=self._key_size)
+        key = self._leaf_key
         now = dt.datetime.now(dt.UTC)
         subject = x509.Name(
             [
