@@ -148,7 +148,7 @@ async def run_daemon(
         log.info("configuration reloaded from %s", config_file)
         return None
 
-    app = ExporterApp(registry, store, reload, telemetry_path=telemetry_path)
+    app = ExporterApp(registry, store, reload, telemetry_path=telemetry_path, state=state)
     try:
         runner = await serve(app.build(), listen)
     except OSError as error:

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.catalogue import Catalogue, load_catalogue
+from exporter.config import ScheduledProbeConfig
 from exporter.impact import ClusterPhones, required_version, summarize
 from exporter.results import (
     DirectoryProbeResult,
@@ -35,7 +36,10 @@ _ROUTE_LABELS = ["cluster", "node", "route"]
 _PROBE_LABELS = ["cluster", "node", "probe"]
 
 
-def _cached(what: str, interval: float) -> str:
+def _cached(what: str, interval: float | None) -> str:
+    """HELP text that says where the value came from; `interval` None means /probe."""
+    if interval is None:
+        return f"{what} Probed on demand by /probe."
     # Probes run on a schedule, not at scrape time (DESIGN.md): say so where users look.
     return f"{what} Cached: refreshed by the scheduled probe every {interval:g}s."
 
@@ -43,9 +47,18 @@ def _cached(what: str, interval: float) -> str:
 class CucmCollector(Collector):
     """Exposes the latest probe results and the exporter's own state."""
 
-    def __init__(self, store: ResultStore, state: ExporterState) -> None:
+    def __init__(
+        self,
+        store: ResultStore,
+        state: ExporterState,
+        *,
+        on_demand_timeouts: Mapping[str, float] | None = None,
+    ) -> None:
+        """With `on_demand_timeouts` (probe -> the deadline it had), the families describe
+        one /probe request: no exporter self-metrics, and the deadlines exposed."""
         self._store = store
         self._state = state
+        self._on_demand = on_demand_timeouts
         self._catalogue: tuple[object, Catalogue] | None = None
         # The phone summary costs O(phones); scrapes reuse it until a result it used changes.
         self._phones: dict[str, tuple[tuple[int, ...], ClusterPhones]] = {}
@@ -59,22 +72,41 @@ class CucmCollector(Collector):
         yield from self._tls_families(snapshot)
         yield from self._directory_families(snapshot)
         yield from self._snmp_families(snapshot)
-        yield from self._self_families()
+        if self._on_demand is None:
+            yield from self._self_families()
+        else:
+            yield self._timeout_family(snapshot, self._on_demand)
+
+    def _interval(self, settings: ScheduledProbeConfig) -> float | None:
+        return None if self._on_demand is not None else settings.interval
+
+    def _timeout_family(
+        self, snapshot: Mapping[Key, ProbeRun], timeouts: Mapping[str, float]
+    ) -> Metric:
+        family = GaugeMetricFamily(
+            "cucm_probe_timeout_seconds",
+            "The deadline of this on-demand run: the module's timeout, cut to the scrape "
+            "timeout Prometheus announced minus a margin.",
+            labels=_PROBE_LABELS,
+        )
+        for cluster, node, probe in sorted(snapshot):
+            family.add_metric([cluster, node, probe], timeouts[probe])
+        return family
 
     def _probe_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
         success = GaugeMetricFamily(
             "cucm_probe_success",
-            "1 if the last scheduled run of the probe gave a clean verdict for every target.",
+            "1 if the last run of the probe gave a clean verdict for every target.",
             labels=_PROBE_LABELS,
         )
         duration = GaugeMetricFamily(
             "cucm_probe_duration_seconds",
-            "How long the last scheduled run of the probe took.",
+            "How long the last run of the probe took.",
             labels=_PROBE_LABELS,
         )
         last_run = GaugeMetricFamily(
             "cucm_probe_last_run_timestamp_seconds",
-            "When the last scheduled run of the probe started (unix time); all cucm_ target "
+            "When the last run of the probe started (unix time); all cucm_ target "
             "metrics are as of this run.",
             labels=_PROBE_LABELS,
         )
@@ -86,8 +118,7 @@ class CucmCollector(Collector):
         yield from (success, duration, last_run)
 
     def _tls_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
-        interval = self._state.config.probes.tls.interval
-        families = _TlsFamilies(interval)
+        families = _TlsFamilies(self._interval(self._state.config.probes.tls))
         for (cluster, node, probe), run in sorted(snapshot.items()):
             if probe == "tls" and isinstance(run.result, TlsProbeResult):
                 for port in run.result.ports:
@@ -95,7 +126,7 @@ class CucmCollector(Collector):
         yield from families.all()
 
     def _directory_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
-        families = _DirectoryFamilies(self._state.config.probes.directory.interval)
+        families = _DirectoryFamilies(self._interval(self._state.config.probes.directory))
         for (cluster, node, probe), run in sorted(snapshot.items()):
             if probe == "directory" and isinstance(run.result, DirectoryProbeResult):
                 for route in run.result.routes:
@@ -103,7 +134,7 @@ class CucmCollector(Collector):
         yield from families.all()
 
     def _snmp_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
-        families = _SnmpFamilies(self._state.config.probes.snmp.interval)
+        families = _SnmpFamilies(self._interval(self._state.config.probes.snmp))
         clusters = sorted({cluster for cluster, _, _ in snapshot})
         for cluster in clusters:
             polls = {
@@ -165,7 +196,7 @@ class CucmCollector(Collector):
 class _TlsFamilies:
     """The cucm_tls_* families of one scrape, filled port by port."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float | None) -> None:
         def family(name: str, what: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, _cached(what, interval), labels=[*_PORT_LABELS, *extra])
 
@@ -279,7 +310,7 @@ class _TlsFamilies:
 class _DirectoryFamilies:
     """The cucm_directory_* families of one scrape, filled route by route."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float | None) -> None:
         def family(name: str, what: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, _cached(what, interval), labels=[*_ROUTE_LABELS, *extra])
 
@@ -342,7 +373,7 @@ class _DirectoryFamilies:
 class _SnmpFamilies:
     """Phone inventory and node state from CISCO-CCM-MIB, and what it means for the directory."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float | None) -> None:
         def family(name: str, what: str, labels: list[str]) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, _cached(what, interval), labels=labels)
 

@@ -51,10 +51,16 @@ class ProbeRunner:
                 await close()
 
     async def run(
-        self, config: ExporterConfig, cluster: ClusterConfig, node: NodeConfig, probe: str
+        self,
+        config: ExporterConfig,
+        cluster: ClusterConfig,
+        node: NodeConfig,
+        probe: str,
+        *,
+        timeout_seconds: float | None = None,  # /probe: the scrape's time, not the config's
     ) -> ProbeRun:
         spec = self.probes[probe]
-        timeout = spec.settings(config).timeout
+        timeout = spec.settings(config).timeout if timeout_seconds is None else timeout_seconds
         started_at, started = self._now(), self._clock()
         deadline = Deadline(started + timeout, self._clock)
         result: ProbeResult | None = None
@@ -96,6 +102,7 @@ class ProbeScheduler:
         self._config: ExporterConfig | None = None
         self._limit = asyncio.Semaphore(1)
         self._in_flight: set[asyncio.Task[ProbeRun]] = set()
+        self._keys: set[Key] = set()  # the targets the current config schedules
         self._stopping = False
 
     def start(self, config: ExporterConfig) -> None:
@@ -132,6 +139,7 @@ class ProbeScheduler:
                         misfire_grace_time=max(1, int(settings.interval)),
                         next_run_time=first,
                     )
+        self._keys = set(keys)
         self._store.retain(keys)
         log.info("scheduled %d probe jobs", len(keys))
 
@@ -162,6 +170,8 @@ class ProbeScheduler:
                 if self._stopping:
                     return  # stop() cancelled the run; not an error worth a traceback
                 raise
+        if key not in self._keys:
+            return  # a reload removed this target while it was being probed: drop the result
         previous = self._store.snapshot().get(key)
         self._store.put(run)
         level = (

@@ -1,4 +1,4 @@
-"""The HTTP side: /metrics, the landing page, health, readiness and reload (aiohttp)."""
+"""The HTTP side: /metrics, /probe, the landing page, health, readiness and reload (aiohttp)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, generate_latest
 
 from exporter import __version__
+from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
 from exporter.results import ProbeRun
-from exporter.store import ResultStore
+from exporter.store import ExporterState, ResultStore
 
 # Returns None when the reload worked, else the reason it did not.
 Reloader = Callable[[], Awaitable[str | None]]
@@ -35,7 +36,11 @@ class ListenAddress:
 
 
 class ExporterApp:
-    """Routes and handlers; everything it shows comes from what it is given."""
+    """Routes and handlers; everything it shows comes from what it is given.
+
+    Given the exporter's `state` (its running configuration), it also serves /probe; without
+    it (tests of the other endpoints) there is no such route.
+    """
 
     def __init__(
         self,
@@ -45,12 +50,14 @@ class ExporterApp:
         *,
         telemetry_path: str = "/metrics",
         now: Callable[[], float] = time.time,
+        state: ExporterState | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
         self._reload = reload
         self._telemetry_path = telemetry_path
         self._now = now
+        self._prober = OnDemandProber(state) if state is not None else None
         self.ready = False
 
     def build(self) -> web.Application:
@@ -60,12 +67,36 @@ class ExporterApp:
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.readiness)
         app.router.add_post("/-/reload", self.reload)
+        if self._prober is not None:
+            app.router.add_get("/probe", self.probe)
+            # Stopping the server releases what on-demand probes hold on this loop.
+            app.on_cleanup.append(self._close_prober)
         return app
 
     async def metrics(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         body = encoder(self._registry)
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def probe(self, request: web.Request) -> web.Response:
+        """Probe one target now (blackbox style); 400 with a one-line reason for a bad request."""
+        assert self._prober is not None  # the route exists only with a prober
+        try:
+            wanted = self._prober.parse(
+                list(request.query.items()), request.headers.get(TIMEOUT_HEADER)
+            )
+        except BadProbeRequest as error:
+            return web.Response(status=400, text=f"{error}\n")
+        result = await self._prober.probe(wanted)
+        if wanted.debug:
+            exposition = generate_latest(result.registry).decode()
+            return web.Response(text=render_debug(result, exposition))
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encoder(result.registry), headers={"Content-Type": content_type})
+
+    async def _close_prober(self, app: web.Application) -> None:
+        if self._prober is not None:
+            await self._prober.aclose()
 
     async def healthy(self, request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")
@@ -90,6 +121,7 @@ class ExporterApp:
             version=html.escape(__version__),
             metrics=html.escape(self._telemetry_path),
             rows=rows or '<tr><td colspan="6">No probe has finished yet.</td></tr>',
+            probe_form=_PROBE_FORM if self._prober is not None else "",
         )
         return web.Response(text=page, content_type="text/html")
 
@@ -123,7 +155,18 @@ td, th {{ padding: .2em .8em; border-bottom: 1px solid #ddd; }}
 <th>Duration</th><th>Age</th></tr>
 {rows}
 </table>
+{probe_form}
 </body></html>
+"""
+
+_PROBE_FORM = """<h2>Probe now</h2>
+<form action="probe" method="get">
+<label>Target <input name="target" placeholder="node, cluster/node or host[:port]"></label>
+<label>Module <input name="module" value="tls" title="tls, directory, snmp; comma-separated">
+</label>
+<label><input type="checkbox" name="debug" value="true"> Debug</label>
+<input type="submit" value="Probe">
+</form>
 """
 
 

@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "exporter.timing": 0,
     "exporter.config": 1,
     "exporter.catalogue": 2,
+    "exporter.webconfig": 2,
     "exporter.impact": 3,
     "exporter.probes.phonexml": 2,
     "exporter.probes.snmp": 2,
@@ -23,11 +24,13 @@ LAYERS: dict[str, int] = {
     "exporter.probes.directory": 3,
     "exporter.probes": 4,
     "exporter.store": 4,
+    "exporter.report": 4,
     "exporter.collector": 5,
     "exporter.scheduler": 5,
-    "exporter.server": 6,
-    "exporter.cli": 7,
-    "exporter.__main__": 8,
+    "exporter.ondemand": 6,
+    "exporter.server": 7,
+    "exporter.cli": 8,
+    "exporter.__main__": 9,
 }
 
 

@@ -79,3 +79,28 @@ async def test_one_job_per_node_and_probe_that_never_overlaps() -> None:
         assert jobs["c/a/directory"].trigger.interval.total_seconds() == 60  # the default
     finally:
         await scheduler.stop()
+
+
+async def test_a_run_that_outlives_its_node_is_dropped() -> None:
+    """A reload removes a node while its probe runs: the late result must not bring it back."""
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(node: NodeConfig, settings: Any, deadline: Deadline) -> TlsProbeResult:
+        started.set()
+        await release.wait()
+        return TlsProbeResult(ports=())
+
+    store = ResultStore()
+    scheduler = ProbeScheduler(store, runner_with(slow))
+    scheduler.apply(config())
+    job = asyncio.create_task(scheduler._run_job(("c", "a", "tls")))
+    await started.wait()
+    without_a = parse_config(
+        CONFIG.replace("      - {name: a, host: 127.0.0.1}\n", ""), base_dir=Path.cwd()
+    )
+    scheduler.apply(without_a)
+    release.set()
+    await job
+    assert ("c", "a", "tls") not in store.snapshot()
+    await scheduler.stop()
