@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -32,6 +33,7 @@ from exporter.results import ProbeRun, TlsVersion
 from exporter.scheduler import ProbeRunner, ProbeScheduler
 from exporter.server import ExporterApp, ListenAddress, serve
 from exporter.store import ExporterState, ResultStore
+from exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("exporter")
 
@@ -77,8 +79,32 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
     )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        help="TLS and basic auth for the HTTP endpoints, in the exporter-toolkit format "
+        "(the file `promtool check web-config` checks)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How the daemon serves HTTP: where, the metrics path, and the web config file."""
+
+    listen: ListenAddress
+    telemetry_path: str
+    web_config_file: Path | None
+
+
+def _serving(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Serving:
+    try:
+        listen = ListenAddress.parse(args.listen)
+    except ValueError as error:
+        parser.error(str(error))
+    return Serving(listen, args.telemetry_path, args.web_config_file)
 
 
 def _run(argv: Sequence[str]) -> int:
@@ -99,21 +125,24 @@ def _run(argv: Sequence[str]) -> int:
         help="validate the configuration file and exit",
     )
     args = parser.parse_args(argv)
-    try:
-        listen = ListenAddress.parse(args.listen)
-    except ValueError as error:
-        parser.error(str(error))
+    serving = _serving(parser, args)
     setup_logging(args.log_level, args.log_format)
     try:
         config = load_config(args.config_file)
     except ConfigError as error:
         _print_config_error(args.config_file, error)
         return EXIT_CONFIG
+    if serving.web_config_file is not None:
+        try:
+            load_web_config(serving.web_config_file)
+        except ConfigError as error:
+            _print_config_error(serving.web_config_file, error)
+            return EXIT_CONFIG
     if args.config_check:
         nodes = sum(len(c.nodes) for c in config.clusters)
         print(f"{args.config_file}: OK ({len(config.clusters)} clusters, {nodes} nodes)")
         return 0
-    return asyncio.run(run_daemon(config, args.config_file, listen, args.telemetry_path))
+    return asyncio.run(run_daemon(config, args.config_file, serving))
 
 
 def _print_config_error(path: Path, error: ConfigError) -> None:
@@ -122,10 +151,15 @@ def _print_config_error(path: Path, error: ConfigError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-async def run_daemon(
-    config: ExporterConfig, config_file: Path, listen: ListenAddress, telemetry_path: str
-) -> int:
-    """Serve until SIGTERM or SIGINT; SIGHUP or POST /-/reload re-reads `config_file`."""
+async def run_daemon(config: ExporterConfig, config_file: Path, serving: Serving) -> int:
+    """Serve until SIGTERM or SIGINT; SIGHUP or POST /-/reload re-reads both config files."""
+    listen, telemetry_path = serving.listen, serving.telemetry_path
+    try:
+        web_config = _web_config(serving)
+        ssl_context = web_config.ssl_context()
+    except ConfigError as error:
+        log.error("cannot use the web config: %s", "; ".join(error.problems))
+        return EXIT_CONFIG
     store = ResultStore()
     state = ExporterState(config, time.time())
     registry = CollectorRegistry()
@@ -137,26 +171,34 @@ async def run_daemon(
     async def reload() -> str | None:
         try:
             new_config = load_config(config_file)
+            new_web = _web_config(serving)
+            if (new_web.tls_server_config is None) != (ssl_context is None):
+                raise ConfigError(["turning TLS on or off needs a restart, not a reload"])
+            if ssl_context is not None:
+                new_web.apply_tls(ssl_context)  # new certificates for new connections
         except ConfigError as error:
             state.reload_failed()
             log.error(
                 "reload failed, keeping the running configuration: %s", "; ".join(error.problems)
             )
             return str(error)
+        app.use_web_config(new_web)
         scheduler.apply(new_config)
         state.reloaded(new_config, time.time())
         log.info("configuration reloaded from %s", config_file)
         return None
 
     app = ExporterApp(registry, store, reload, telemetry_path=telemetry_path, state=state)
+    app.use_web_config(web_config)
     try:
-        runner = await serve(app.build(), listen)
+        runner = await serve(app.build(), listen, ssl_context)
     except OSError as error:
         log.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, error.strerror)
         return 1
     scheduler.start(config)
     app.ready = True
-    log.info("listening on %s:%d, %s", listen.host or "*", listen.port, telemetry_path)
+    scheme = "https" if ssl_context is not None else "http"
+    log.info("listening on %s://%s:%d%s", scheme, listen.host or "*", listen.port, telemetry_path)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -176,6 +218,12 @@ async def run_daemon(
     await scheduler.stop()
     await runner.cleanup()
     return 0
+
+
+def _web_config(serving: Serving) -> WebConfig:
+    if serving.web_config_file is None:
+        return WebConfig()
+    return load_web_config(serving.web_config_file)
 
 
 # --- demo --------------------------------------------------------------------------------
@@ -199,14 +247,17 @@ def _demo(argv: Sequence[str]) -> int:
         help="seconds between probe runs in the demo (default %(default)s)",
     )
     args = parser.parse_args(argv)
-    listen = ListenAddress.parse(args.listen)
+    serving = _serving(parser, args)
     setup_logging(args.log_level, args.log_format)
-    return asyncio.run(_run_demo(listen, args.telemetry_path, args.control, args.interval))
+    try:
+        tls = _web_config(serving).tls_server_config is not None
+    except ConfigError as error:
+        _print_config_error(args.web_config_file, error)
+        return EXIT_CONFIG
+    return asyncio.run(_run_demo(serving, args.control, args.interval, "https" if tls else "http"))
 
 
-async def _run_demo(
-    listen: ListenAddress, telemetry_path: str, control: str, interval: float
-) -> int:
+async def _run_demo(serving: Serving, control: str, interval: float, scheme: str) -> int:
     from exporter.lab import Lab
     from exporter.lab.cli import start_control
 
@@ -217,19 +268,19 @@ async def _run_demo(
         )
         config = load_config(config_file)
         control_runner = await start_control(lab, host, int(port))
-        shown = listen.host or "127.0.0.1"
+        shown = f"{serving.listen.host or '127.0.0.1'}:{serving.listen.port}"
         first = lab.nodes()[0].name
         print(
             f"\nCUCM lab running: {', '.join(f'{n.cluster}/{n.name}' for n in lab.nodes())}\n"
-            f"  landing page:  http://{shown}:{listen.port}/\n"
-            f"  metrics:       http://{shown}:{listen.port}{telemetry_path}\n"
+            f"  landing page:  {scheme}://{shown}/\n"
+            f"  metrics:       {scheme}://{shown}{serving.telemetry_path}\n"
             f"  try:           cucm-directory-exporter lab set-tls {first} 1.2 "
             f"--control http://{control}\n"
             f"                 (then watch cucm_tls_min_version change; Ctrl-C stops)\n",
             flush=True,
         )
         try:
-            return await run_daemon(config, config_file, listen, telemetry_path)
+            return await run_daemon(config, config_file, serving)
         finally:
             await control_runner.cleanup()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from exporter import __version__
 from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
 from exporter.results import ProbeRun
 from exporter.store import ExporterState, ResultStore
+from exporter.webconfig import BasicAuth, WebConfig
 
 # Returns None when the reload worked, else the reason it did not.
 Reloader = Callable[[], Awaitable[str | None]]
@@ -58,10 +62,33 @@ class ExporterApp:
         self._telemetry_path = telemetry_path
         self._now = now
         self._prober = OnDemandProber(state) if state is not None else None
+        self._auth = BasicAuth({})
+        self._headers: dict[str, str] = {}
         self.ready = False
 
+    def use_web_config(self, config: WebConfig) -> None:
+        """Basic auth users and response headers from --web.config.file (start and reload)."""
+        self._auth = BasicAuth(config.basic_auth_users)
+        self._headers = dict(config.http_server_config.headers)
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        # Liveness checks (container HEALTHCHECK, Kubernetes) need no password and learn nothing.
+        if self._auth.enabled and request.path != "/-/healthy":
+            credentials = _basic_credentials(request.headers.get("Authorization", ""))
+            if credentials is None or not await self._auth.allows(*credentials):
+                raise web.HTTPUnauthorized(
+                    text="Unauthorized\n",
+                    headers={"WWW-Authenticate": 'Basic realm="cucm-directory-exporter"'},
+                )
+        response = await handler(request)
+        response.headers.update(self._headers)
+        return response
+
     def build(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self.landing)
         app.router.add_get(self._telemetry_path, self.metrics)
         app.router.add_get("/-/healthy", self.healthy)
@@ -170,10 +197,23 @@ _PROBE_FORM = """<h2>Probe now</h2>
 """
 
 
-async def serve(app: web.Application, address: ListenAddress) -> web.AppRunner:
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+async def serve(
+    app: web.Application, address: ListenAddress, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
     """Start listening; the caller owns the runner and calls `cleanup()` to stop."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port)
+    site = web.TCPSite(runner, address.host, address.port, ssl_context=ssl_context)
     await site.start()
     return runner

@@ -90,10 +90,17 @@ class WebConfig(_Strict):
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A server context, or None for plain HTTP. Raises ConfigError for unreadable files."""
-        tls = self.tls_server_config
-        if tls is None:
+        if self.tls_server_config is None:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.apply_tls(context)
+        return context
+
+    def apply_tls(self, context: ssl.SSLContext) -> None:
+        """Load certificates and limits into `context`; the running server's context can be
+        updated in place, so a reload rotates certificates without a restart."""
+        tls = self.tls_server_config
+        assert tls is not None
         try:
             context.load_cert_chain(tls.cert_file, tls.key_file)
             if tls.client_ca_file is not None:
@@ -107,7 +114,6 @@ class WebConfig(_Strict):
             context.minimum_version = _TLS_VERSIONS[tls.min_version]
             context.maximum_version = _TLS_VERSIONS[tls.max_version]
         context.verify_mode = _CLIENT_AUTH[tls.client_auth_type]
-        return context
 
 
 class BasicAuth:

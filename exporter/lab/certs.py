@@ -65,8 +65,11 @@ class LabCA:
         self.bundle_file = directory / "lab-ca.pem"
         self.bundle_file.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, dns_names: list[str], ip: str = "127.0.0.1") -> Issued:
-        """Issue (or re-issue, as `set tls min-version` may) the leaf certificate for `name`."""
+    def issue(
+        self, name: str, dns_names: list[str], ip: str = "127.0.0.1", *, client: bool = False
+    ) -> Issued:
+        """Issue (or re-issue, as `set tls min-version` may) the leaf certificate for `name`;
+        `client` makes it a TLS client certificate instead."""
         key = self._leaf_key
         now = dt.datetime.now(dt.UTC)
         subject = x509.Name(
@@ -87,7 +90,14 @@ class LabCA:
             .add_extension(x509.SubjectAlternativeName(san), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+                x509.ExtendedKeyUsage(
+                    [
+                        x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+                        if client
+                        else x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+                    ]
+                ),
+                critical=False,
             )
             .sign(self._key, hashes.SHA256())
         )
