@@ -77,8 +77,9 @@ def secured(
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.config.file", str(web),
-             "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "debug"],
+            [sys.executable, "-m", "exporter", "--config.file", str(config),
+             "--web.config.file", str(web), "--web.listen-address", f"127.0.0.1:{port}",
+             "--log.level", "debug"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -192,7 +193,8 @@ def test_the_web_config_reloads(secured: Running, pki: dict[str, Path]) -> None:
         ("basic_auth_users:\n  u: plaintext\n", "basic_auth_users.u: must be a bcrypt hash"),
         ("tls_server_config:\n  cert_file: /nonexistent.pem\n  key_file: /nonexistent.key\n",
          "tls_server_config: cannot load the certificates"),
-        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n",
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n"
+         "  client_auth_type: RequireAndVerifyClientCert\n",
          "client_auth_type RequireAndVerifyClientCert needs client_ca_file"),
         ("rate_limit: {interval: 1s}\n", "rate_limit: unknown or unsupported field"),
     ],
@@ -204,8 +206,8 @@ def test_a_bad_web_config_stops_the_start(
     web.write_text(text)
     config = lab.write_exporter_config(tmp_path / "exporter.yml")
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.config.file", str(web),
-         "--config.check"],
+        [sys.executable, "-m", "exporter", "--config.file", str(config),
+         "--web.config.file", str(web), "--config.check"],
         capture_output=True,
         text=True,
         timeout=60,
