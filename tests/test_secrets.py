@@ -127,8 +127,8 @@ def test_no_output_carries_a_secret(
     config.write_text(config.read_text().replace("\nbogus: 1\n", "\n"))
     for form in ("text", "json"):
         run = subprocess.run(
-            [sys.executable, "-m", "exporter", "check", "--config.file", str(config), "--format", form,
-             "--log.level", "debug"],
+            [sys.executable, "-m", "exporter", "check", "--config.file", str(config),
+             "--format", form, "--log.level", "debug"],
             capture_output=True, text=True, timeout=120, env={**_environ(), "V3_PRIV": V3_PRIV},
         )  # fmt: skip
         outputs[f"check {form}"] = run.stdout + run.stderr
