@@ -4,6 +4,7 @@ and resolve after the revert."""
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -112,3 +113,13 @@ def grafana_substitute(expr: str) -> str:
         expr = expr.replace(variable, value)
     assert "$" not in expr.replace("$1", ""), expr
     return expr
+
+
+def fetch_or_none(url: str) -> str | None:
+    """A plain GET; None while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: bytes = response.read()
+            return body.decode()
+    except OSError:
+        return None
