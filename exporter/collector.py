@@ -11,6 +11,7 @@ Sample output:
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from collections.abc import Iterator, Mapping
 
@@ -182,6 +183,11 @@ class CucmCollector(Collector):
         build.add_metric([__version__, platform.python_version()], 1.0)
         yield build
         yield GaugeMetricFamily(
+            "cucm_exporter_asyncio_tasks",
+            "Tasks alive on the exporter's event loop; growth over time would be a leak.",
+            value=float(_running_tasks()),
+        )
+        yield GaugeMetricFamily(
             "cucm_exporter_config_last_reload_successful",
             "1 if the last configuration (re)load succeeded; 0 means the previous config runs on.",
             value=1.0 if self._state.last_reload_successful else 0.0,
@@ -191,6 +197,13 @@ class CucmCollector(Collector):
             "When the configuration was last loaded successfully (unix time).",
             value=self._state.last_reload_success_timestamp,
         )
+
+
+def _running_tasks() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0  # collected outside the event loop (e.g. in a test): nothing to count
 
 
 class _TlsFamilies:
