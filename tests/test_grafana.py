@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import exposed_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
 OVERVIEW = "cucm-directory-overview"
@@ -40,49 +42,8 @@ CURRENT_PANEL_TYPES = frozenset(
 )
 PANELS_WITHOUT_QUERIES = frozenset({"row", "text"})
 
-# The metric contract (DESIGN.md, README). TODO(owner): cross-check this list against the
-# names exporter/collector.py (and the SNMP collector, once it lands) declares.
-KNOWN_METRICS = frozenset(
-    {
-        # TLS probe
-        "cucm_tls_up",
-        "cucm_tls_version_accepted",
-        "cucm_tls_version_result",
-        "cucm_tls_min_version",
-        "cucm_tls_max_version",
-        "cucm_tls_version_info",
-        "cucm_tls_cipher_info",
-        "cucm_tls_handshake_duration_seconds",
-        "cucm_tls_cert_not_after_timestamp_seconds",
-        "cucm_tls_cert_not_before_timestamp_seconds",
-        "cucm_tls_cert_info",
-        "cucm_tls_cert_verified",
-        # directory probe
-        "cucm_directory_up",
-        "cucm_directory_result",
-        "cucm_directory_failed_step_info",
-        "cucm_directory_status_code",
-        "cucm_directory_duration_seconds",
-        "cucm_directory_entries",
-        "cucm_directory_tls_version_info",
-        # SNMP probe and impact
-        "cucm_phones",
-        "cucm_phones_directory_at_risk",
-        "cucm_node_required_tls_version",
-        "cucm_node_registered_phones",
-        "cucm_node_unregistered_phones",
-        "cucm_node_rejected_phones",
-        "cucm_node_boot_time_seconds",
-        "cucm_node_callmanager_start_time_seconds",
-        # bookkeeping and the exporter itself
-        "cucm_probe_success",
-        "cucm_probe_duration_seconds",
-        "cucm_probe_last_run_timestamp_seconds",
-        "cucm_exporter_build_info",
-        "cucm_exporter_config_last_reload_successful",
-        "cucm_exporter_config_last_reload_success_timestamp_seconds",
-    }
-)
+# Every metric the exporter serves: what its collector declares.
+KNOWN_METRICS = exposed_metrics()
 
 TLS_VERSION_TEXTS = {"1": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "TLS 1.2", "1.3": "TLS 1.3"}
 DIRECTORY_RESULTS = frozenset(
