@@ -1,0 +1,473 @@
+"""Orchestrate the benchmark: server, both clients, several runs, a table and a JSON file.
+
+Three processes take part, so each CPU figure holds one client only:
+
+* the TLS server (`server.py`, a lab node) whose CPU nobody counts;
+* our probe (`ours.py`), which times its own CPU around its handshake loop;
+* blackbox_exporter, whose CPU this process reads from /proc before and after its loop.
+
+Within a run the two sides take turns on the same server (who goes first alternates between
+runs, so a slow drift of the machine cannot favour one side); the report gives the median of
+the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import selectors
+import ssl
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.tls_vs_blackbox import blackbox
+from bench.tls_vs_blackbox.blackbox import Blackbox
+from bench.tls_vs_blackbox.server import exit_on_signals
+from exporter.probes.tls import open_tls, pinned_context
+from exporter.results import TlsVersion
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+ALL_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+SERVER_START_TIMEOUT = 30.0
+DRIVER_TIMEOUT = 300.0
+
+OURS = "ours open_tls"
+OURS_SWEEP = "ours probe_tls, per version"  # CPU / pinned handshakes (modern one rides)
+OURS_SWEEP_HANDSHAKE = "ours probe_tls, per handshake"  # CPU / all handshakes
+BLACKBOX = "blackbox tcp+tls"
+BLACKBOX_FLOOR = "blackbox tcp_connect (no TLS)"
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Server:
+    address: str
+    port: int
+    server_name: str
+    min_version: str
+    max_version: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured batch: `handshakes` handshakes (probes, for the floor) by one client."""
+
+    run: int
+    side: str
+    version: str
+    concurrency: int
+    handshakes: int
+    wall_seconds: float
+    cpu_seconds: float
+    # What our side negotiated ("TLSv1 ECDHE-RSA-AES256-SHA" -> count); blackbox 0.23 does
+    # not report its cipher, only the version, which `blackbox.py` checks on every probe.
+    negotiated: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cpu_ms_per_handshake(self) -> float:
+        return 1000 * self.cpu_seconds / self.handshakes
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tls_server(min_version: str, max_version: str) -> Iterator[Server]:
+    """The lab node in its own process; closing its stdin (or SIGTERM) stops it."""
+    command = [sys.executable, "-m", "bench.tls_vs_blackbox.server"]
+    command += ["--min", min_version, "--max", max_version]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield Server(**json.loads(_first_line(process)))
+    finally:
+        _stop(process)
+
+
+def _first_line(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(SERVER_START_TIMEOUT):
+            raise TimeoutError(f"the TLS server said nothing in {SERVER_START_TIMEOUT:g}s")
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the TLS server exited early (status {process.wait()})")
+    return line
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def drive_ours(server: Server, args: list[str]) -> list[dict[str, Any]]:
+    """Run `ours.py` (a fresh process, so nothing of ours runs in the timed one but the probe)."""
+    command = [sys.executable, "-m", "bench.tls_vs_blackbox.ours", "--port", str(server.port)]
+    command += ["--address", server.address, "--server-name", server.server_name, *args]
+    # run() kills the driver if it overruns or if we are interrupted.
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=DRIVER_TIMEOUT, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"our driver failed ({done.returncode}):\n{done.stderr}")
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+# --- which versions can be compared --------------------------------------------------------
+
+
+def ours_accepts(server: Server, version: str) -> bool:
+    async def handshake() -> str | None:
+        context = pinned_context(TlsVersion(version))
+        facts = await open_tls(server.address, server.port, context, server.server_name, 5.0)
+        return facts.version
+
+    try:
+        negotiated = asyncio.run(handshake())
+    except (OSError, ssl.SSLError, TimeoutError):
+        return False
+    return TlsVersion.from_openssl(negotiated) is TlsVersion(version)
+
+
+def comparable_versions(
+    server: Server, box: Blackbox, wanted: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The versions both clients complete against this server, and why the others are out."""
+    both, excluded = [], {}
+    for version in wanted:
+        ours, theirs = ours_accepts(server, version), box.accepts(server.target, version)
+        if ours and theirs:
+            both.append(version)
+        else:
+            who = [name for name, ok in (("our probe", ours), ("blackbox", theirs)) if not ok]
+            excluded[version] = f"no handshake by {' and '.join(who)}"
+    return both, excluded
+
+
+# --- one run -------------------------------------------------------------------------------
+
+
+def measure_ours(
+    server: Server, run: int, versions: Sequence[str], concurrency: int, options: Options
+) -> list[Sample]:
+    common = ["--versions", ",".join(versions), "--concurrency", str(concurrency)]
+    common += ["--warmup", str(options.warmup)]
+    samples = [
+        _driver_sample(run, OURS, batch["versions"][0], concurrency, batch["handshakes"], batch)
+        for batch in drive_ours(
+            server, [*common, "--mode", "open_tls", "--count", str(options.count)]
+        )
+    ]
+    # As many pinned handshakes in all as one per-version batch has (`count`).
+    sweeps = ["--mode", "probe_tls", "--count", str(options.count // len(versions))]
+    for batch in drive_ours(server, [*common, *sweeps]):
+        samples.append(
+            _driver_sample(run, OURS_SWEEP, ALL, concurrency, batch["pinned_handshakes"], batch)
+        )
+        samples.append(
+            _driver_sample(run, OURS_SWEEP_HANDSHAKE, ALL, concurrency, batch["handshakes"], batch)
+        )
+    return samples
+
+
+def _driver_sample(
+    run: int, side: str, version: str, concurrency: int, handshakes: int, batch: dict[str, Any]
+) -> Sample:
+    return Sample(
+        run,
+        side,
+        version,
+        concurrency,
+        handshakes,
+        batch["wall_seconds"],
+        batch["cpu_seconds"],
+        batch["negotiated"],
+    )
+
+
+def measure_blackbox(
+    server: Server,
+    box: Blackbox,
+    run: int,
+    versions: Sequence[str],
+    concurrency: int,
+    options: Options,
+) -> list[Sample]:
+    samples = []
+    modules = [(blackbox.module_name(v), v, BLACKBOX) for v in versions]
+    modules.append((blackbox.TCP_CONNECT, "-", BLACKBOX_FLOOR))
+    for module, version, side in modules:
+        batch = box.run(server.target, module, options.count, concurrency, options.warmup)
+        samples.append(
+            Sample(
+                run,
+                side,
+                version,
+                concurrency,
+                batch.probes,
+                batch.wall_seconds,
+                batch.cpu_seconds,
+            )
+        )
+    return samples
+
+
+def one_run(
+    server: Server, box: Blackbox, run: int, versions: Sequence[str], options: Options
+) -> list[Sample]:
+    samples = []
+    for concurrency in options.concurrencies:
+        ours_first = run % 2 == 1  # take turns, so drift during a run favours neither side
+        if ours_first:
+            samples += measure_ours(server, run, versions, concurrency, options)
+        samples += measure_blackbox(server, box, run, versions, concurrency, options)
+        if not ours_first:
+            samples += measure_ours(server, run, versions, concurrency, options)
+    return samples
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    side: str
+    version: str
+    concurrency: int
+    handshakes: int  # per run
+    wall_seconds: float  # medians over runs from here on
+    cpu_seconds: float
+    cpu_ms_per_handshake: float
+    ratio: float | None  # ours / blackbox tcp+tls, same version and concurrency
+
+
+def with_totals(samples: Sequence[Sample]) -> list[Sample]:
+    """Add, per run, side and concurrency, an "all" sample summing the per-version ones."""
+    groups: dict[tuple[int, str, int], list[Sample]] = {}
+    for sample in samples:
+        if sample.side in (OURS, BLACKBOX):
+            groups.setdefault((sample.run, sample.side, sample.concurrency), []).append(sample)
+    totals = [
+        Sample(
+            run,
+            side,
+            ALL,
+            concurrency,
+            sum(s.handshakes for s in group),
+            sum(s.wall_seconds for s in group),
+            sum(s.cpu_seconds for s in group),
+        )
+        for (run, side, concurrency), group in groups.items()
+    ]
+    return [*samples, *totals]
+
+
+def summarize(samples: Sequence[Sample]) -> list[Row]:
+    groups: dict[tuple[str, str, int], list[Sample]] = {}
+    for sample in with_totals(samples):
+        groups.setdefault((sample.side, sample.version, sample.concurrency), []).append(sample)
+    medians = {
+        key: statistics.median(s.cpu_ms_per_handshake for s in group)
+        for key, group in groups.items()
+    }
+    rows = []
+    for (side, version, concurrency), group in groups.items():
+        reference = medians.get((BLACKBOX, version, concurrency))
+        ours = side.startswith("ours")
+        rows.append(
+            Row(
+                side,
+                version,
+                concurrency,
+                group[0].handshakes,
+                statistics.median(s.wall_seconds for s in group),
+                statistics.median(s.cpu_seconds for s in group),
+                medians[(side, version, concurrency)],
+                medians[(side, version, concurrency)] / reference if ours and reference else None,
+            )
+        )
+    order = [OURS, BLACKBOX, OURS_SWEEP, OURS_SWEEP_HANDSHAKE, BLACKBOX_FLOOR]
+    return sorted(rows, key=lambda r: (r.concurrency, r.version, order.index(r.side)))
+
+
+def table(rows: Sequence[Row]) -> str:
+    header = (
+        f"{'side':<30} {'TLS':>4} {'conc':>4} {'handshakes':>10} {'wall s':>7} "
+        f"{'CPU s':>7} {'CPU ms/hs':>9} {'ours/bb':>7}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
+        lines.append(
+            f"{row.side:<30} {row.version:>4} {row.concurrency:>4} {row.handshakes:>10} "
+            f"{row.wall_seconds:>7.3f} {row.cpu_seconds:>7.3f} "
+            f"{row.cpu_ms_per_handshake:>9.3f} {ratio:>7}"
+        )
+    return "\n".join(lines)
+
+
+GOAL = 1.0  # our CPU per pinned handshake at most 1.0x blackbox_exporter's
+
+
+def ratios_per_run(samples: Sequence[Sample]) -> dict[str, list[float]]:
+    """All-versions ratio of each run on its own: shows whether the medians hide a spread."""
+    per_hs = {
+        (s.run, s.side, s.concurrency): s.cpu_ms_per_handshake
+        for s in with_totals(samples)
+        if s.version == ALL
+    }
+    ratios: dict[str, list[float]] = {}
+    for (run, side, concurrency), ms in sorted(per_hs.items()):
+        reference = per_hs.get((run, BLACKBOX, concurrency))
+        if side.startswith("ours") and reference:
+            ratios.setdefault(f"{side}, concurrency {concurrency}", []).append(
+                round(ms / reference, 3)
+            )
+    return ratios
+
+
+def verdicts(rows: Sequence[Row]) -> list[str]:
+    """One line per concurrency: the all-versions ratios against the goal."""
+    lines = []
+    for concurrency in sorted({row.concurrency for row in rows}):
+        parts = [
+            f"{row.side} {row.ratio:.2f}x ({'met' if row.ratio <= GOAL else 'NOT met'})"
+            for row in rows
+            if row.concurrency == concurrency and row.version == ALL and row.ratio is not None
+        ]
+        lines.append(f"concurrency {concurrency}: " + "; ".join(parts))
+    return lines
+
+
+# --- environment and output ----------------------------------------------------------------
+
+
+def environment() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    models = [
+        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
+    ]
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_model": models[0] if models else "unknown",
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "openssl": ssl.OPENSSL_VERSION,
+        "blackbox_exporter": blackbox.version_string(),
+    }
+
+
+def write_json(report: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"tls_vs_blackbox-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
+# --- entry ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    runs: int
+    count: int
+    warmup: int
+    concurrencies: tuple[int, ...]
+    versions: tuple[str, ...]
+    server_min: str
+    server_max: str
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.tls_vs_blackbox", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--count", type=int, default=1000, help="handshakes per version per run")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed handshakes per batch")
+    parser.add_argument("--concurrency", default="1,4", help="comma-separated, e.g. 1,4")
+    parser.add_argument("--versions", default=",".join(ALL_VERSIONS), help="comma-separated")
+    parser.add_argument("--server-min", default="1.0", choices=ALL_VERSIONS)
+    parser.add_argument("--server-max", default="1.3", choices=ALL_VERSIONS)
+    args = parser.parse_args(argv)
+    return Options(
+        runs=args.runs,
+        count=args.count,
+        warmup=args.warmup,
+        concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
+        versions=tuple(args.versions.split(",")),
+        server_min=args.server_min,
+        server_max=args.server_max,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv)
+    exit_on_signals()  # a SIGTERM must still stop blackbox and the server
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with (
+        tls_server(options.server_min, options.server_max) as server,
+        Blackbox(options.versions, RESULTS) as box,
+    ):
+        versions, excluded = comparable_versions(server, box, options.versions)
+        for version, why in excluded.items():
+            print(f"TLS {version}: left out, {why}", file=sys.stderr)
+        if not versions:
+            print("no TLS version both clients can do: nothing to compare", file=sys.stderr)
+            return 1
+        samples: list[Sample] = []
+        for run in range(1, options.runs + 1):
+            samples += one_run(server, box, run, versions, options)
+            print(f"run {run}/{options.runs} done", file=sys.stderr)
+    rows = summarize(samples)
+    print(f"TLS versions compared: {', '.join(versions)}")
+    print(table(rows))
+    print(f"\ngoal: ours <= {GOAL:.1f}x blackbox CPU per pinned handshake (all versions)")
+    for line in verdicts(rows):
+        print("  " + line)
+    per_run = ratios_per_run(samples)
+    print("ratio in each run:")
+    for name, ratios in per_run.items():
+        print(f"  {name}: {' '.join(f'{r:.2f}' for r in ratios)}")
+    report = {
+        "environment": environment(),
+        "options": asdict(options),
+        "server": asdict(server),
+        "versions_compared": versions,
+        "versions_excluded": excluded,
+        "goal_ratio": GOAL,
+        "summary": [asdict(row) for row in rows],
+        "ratios_per_run": per_run,
+        "samples": [asdict(sample) for sample in samples],
+    }
+    print(f"\nwritten: {write_json(report).relative_to(ROOT)}")
+    return 0
