@@ -144,10 +144,13 @@ class ExporterApp:
 
     async def landing(self, request: web.Request) -> web.Response:
         rows = "\n".join(self._row(run) for run in self._store.snapshot().values())
+        failures = [run for run in self._store.history() if not run.success][:20]
         page = _LANDING.format(
             version=html.escape(__version__),
             metrics=html.escape(self._telemetry_path),
             rows=rows or '<tr><td colspan="6">No probe has finished yet.</td></tr>',
+            failures="\n".join(self._row(run) for run in failures)
+            or '<tr><td colspan="6">None kept.</td></tr>',
             probe_form=_PROBE_FORM if self._prober is not None else "",
         )
         return web.Response(text=page, content_type="text/html")
@@ -181,6 +184,12 @@ td, th {{ padding: .2em .8em; border-bottom: 1px solid #ddd; }}
 <tr><th>Cluster</th><th>Node</th><th>Probe</th><th>Last result</th>
 <th>Duration</th><th>Age</th></tr>
 {rows}
+</table>
+<h2>Recent failures</h2>
+<table>
+<tr><th>Cluster</th><th>Node</th><th>Probe</th><th>Result</th>
+<th>Duration</th><th>Age</th></tr>
+{failures}
 </table>
 {probe_form}
 </body></html>

@@ -37,3 +37,14 @@ async def test_landing_page_escapes_what_it_shows() -> None:
     assert "<td>&lt;c&gt;</td><td>n&amp;1</td>" in page
     assert '<span class="failed">timeout</span>' in page
     assert "<td>60s ago</td>" in page
+    # The failure is listed again under "Recent failures", which keeps failures longer.
+    assert page.count('<span class="failed">timeout</span>') == 2
+
+
+def test_history_keeps_failures_longer_than_successes() -> None:
+    store = ResultStore(history_limit=3)
+    store.put(ProbeRun("c", "n", "tls", 1.0, 0.1, False, "timeout"))
+    for second in range(2, 8):
+        store.put(ProbeRun("c", "n", "tls", float(second), 0.1, True, "ok"))
+    history = store.history()
+    assert [r.started for r in history] == [7.0, 6.0, 5.0, 1.0]  # newest first, failure kept
