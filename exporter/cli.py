@@ -28,6 +28,7 @@ from exporter import __version__
 from exporter.catalogue import load_catalogue
 from exporter.collector import CucmCollector
 from exporter.config import ClusterConfig, ConfigError, ExporterConfig, NodeConfig, load_config
+from exporter.exposition import CachedExposition
 from exporter.report import as_json, build_report, render_text
 from exporter.results import ProbeRun, TlsVersion
 from exporter.scheduler import ProbeRunner, ProbeScheduler
@@ -162,10 +163,12 @@ async def run_daemon(config: ExporterConfig, config_file: Path, serving: Serving
         return EXIT_CONFIG
     store = ResultStore()
     state = ExporterState(config, time.time())
+    collector = CucmCollector(store, state)
+    process = CollectorRegistry()
+    ProcessCollector(registry=process)
+    PlatformCollector(registry=process)
     registry = CollectorRegistry()
-    registry.register(CucmCollector(store, state))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
+    registry.register(collector)
     scheduler = ProbeScheduler(store)
 
     async def reload() -> str | None:
@@ -188,7 +191,14 @@ async def run_daemon(config: ExporterConfig, config_file: Path, serving: Serving
         log.info("configuration reloaded from %s", config_file)
         return None
 
-    app = ExporterApp(registry, store, reload, telemetry_path=telemetry_path, state=state)
+    app = ExporterApp(
+        registry,
+        store,
+        reload,
+        telemetry_path=telemetry_path,
+        state=state,
+        exposition=CachedExposition(collector, process),
+    )
     app.use_web_config(web_config)
     try:
         runner = await serve(app.build(), listen, ssl_context)

@@ -12,8 +12,10 @@ Sample output:
 from __future__ import annotations
 
 import asyncio
+import functools
 import platform
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -69,14 +71,57 @@ class CucmCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._store.snapshot()
+        yield from self._target_families(snapshot)
+        if self._on_demand is None:
+            yield from self.self_families()
+        else:
+            yield self._timeout_family(snapshot, self._on_demand)
+
+    def _target_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
         yield from self._probe_families(snapshot)
         yield from self._tls_families(snapshot)
         yield from self._directory_families(snapshot)
         yield from self._snmp_families(snapshot)
-        if self._on_demand is None:
-            yield from self._self_families()
-        else:
-            yield self._timeout_family(snapshot, self._on_demand)
+
+    # --- pieces for a cached rendering (exporter/exposition.py) ------------------------------
+
+    def template(self) -> list[Metric]:
+        """Every target family, empty: their names, HELP and TYPE, in output order."""
+        return list(self._target_families({}))
+
+    def segments(self) -> list[Segment]:
+        """The target families cut into pieces that change independently: one per probe run
+        and one per cluster's phone summary. A piece whose `token` is unchanged since the last
+        scrape renders to the same text, so a scrape re-renders only what probes changed."""
+        snapshot = self._store.snapshot()
+        pieces: list[Segment] = []
+        for cluster, runs in _by_cluster(snapshot).items():
+            for key, run in runs.items():
+                pieces.append(Segment(key, run, functools.partial(self._run_families, key, run)))
+            summary = self._cluster_summary(cluster, runs)
+            pieces.append(
+                Segment(
+                    ("phones", cluster),
+                    summary,
+                    functools.partial(self._phone_families, cluster, summary),
+                )
+            )
+        return pieces
+
+    def _run_families(self, key: Key, run: ProbeRun) -> Iterator[Metric]:
+        single = {key: run}
+        yield from self._probe_families(single)
+        yield from self._tls_families(single)
+        yield from self._directory_families(single)
+        if isinstance(run.result, SnmpProbeResult):
+            families = _SnmpFamilies(self._interval(self._state.config.probes.snmp))
+            families.add_node(key[0], key[1], run.result)
+            yield from families.all()
+
+    def _phone_families(self, cluster: str, summary: ClusterPhones) -> Iterator[Metric]:
+        families = _SnmpFamilies(self._interval(self._state.config.probes.snmp))
+        families.add_phones(cluster, summary)
+        yield from families.all()
 
     def _interval(self, settings: ScheduledProbeConfig) -> float | None:
         return None if self._on_demand is not None else settings.interval
@@ -136,22 +181,25 @@ class CucmCollector(Collector):
 
     def _snmp_families(self, snapshot: Mapping[Key, ProbeRun]) -> Iterator[Metric]:
         families = _SnmpFamilies(self._interval(self._state.config.probes.snmp))
-        clusters = sorted({cluster for cluster, _, _ in snapshot})
-        for cluster in clusters:
-            polls = {
-                node: run.result
-                for (c, node, probe), run in snapshot.items()
-                if c == cluster and probe == "snmp" and isinstance(run.result, SnmpProbeResult)
-            }
-            tls = {
-                node: run.result
-                for (c, node, probe), run in snapshot.items()
-                if c == cluster and probe == "tls" and isinstance(run.result, TlsProbeResult)
-            }
-            for node, poll in sorted(polls.items()):
-                families.add_node(cluster, node, poll)
-            families.add_phones(cluster, self._phone_summary(cluster, polls, tls))
+        for cluster, runs in _by_cluster(snapshot).items():
+            for (_, node, probe), run in runs.items():
+                if probe == "snmp" and isinstance(run.result, SnmpProbeResult):
+                    families.add_node(cluster, node, run.result)
+            families.add_phones(cluster, self._cluster_summary(cluster, runs))
         yield from families.all()
+
+    def _cluster_summary(self, cluster: str, runs: Mapping[Key, ProbeRun]) -> ClusterPhones:
+        polls = {
+            node: run.result
+            for (_, node, probe), run in runs.items()
+            if probe == "snmp" and isinstance(run.result, SnmpProbeResult)
+        }
+        tls = {
+            node: run.result
+            for (_, node, probe), run in runs.items()
+            if probe == "tls" and isinstance(run.result, TlsProbeResult)
+        }
+        return self._phone_summary(cluster, polls, tls)
 
     def _phone_summary(
         self,
@@ -173,7 +221,8 @@ class CucmCollector(Collector):
         self._phones[cluster] = (key, summary)
         return summary
 
-    def _self_families(self) -> Iterator[Metric]:
+    def self_families(self) -> Iterator[Metric]:
+        """The exporter's own state: cheap, and different on every scrape."""
         build = GaugeMetricFamily(
             "cucm_exporter_build_info",
             "A metric with a constant '1' value labeled by the exporter's version and the "
@@ -204,6 +253,22 @@ def _running_tasks() -> int:
         return len(asyncio.all_tasks())
     except RuntimeError:
         return 0  # collected outside the event loop (e.g. in a test): nothing to count
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of the exposition: `build()` gives its families; same `token`, same text."""
+
+    key: object
+    token: object
+    build: Callable[[], Iterable[Metric]]
+
+
+def _by_cluster(snapshot: Mapping[Key, ProbeRun]) -> dict[str, dict[Key, ProbeRun]]:
+    grouped: dict[str, dict[Key, ProbeRun]] = {}
+    for key, run in sorted(snapshot.items()):
+        grouped.setdefault(key[0], {})[key] = run
+    return grouped
 
 
 class _TlsFamilies:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, generate_latest
 
 from exporter import __version__
+from exporter.exposition import CachedExposition
 from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
 from exporter.results import ProbeRun
 from exporter.store import ExporterState, ResultStore
@@ -55,6 +56,7 @@ class ExporterApp:
         telemetry_path: str = "/metrics",
         now: Callable[[], float] = time.time,
         state: ExporterState | None = None,
+        exposition: CachedExposition | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -62,6 +64,8 @@ class ExporterApp:
         self._telemetry_path = telemetry_path
         self._now = now
         self._prober = OnDemandProber(state) if state is not None else None
+        self._state = state
+        self._exposition = exposition
         self._auth = BasicAuth({})
         self._headers: dict[str, str] = {}
         self.ready = False
@@ -101,8 +105,13 @@ class ExporterApp:
         return app
 
     async def metrics(self, request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(self._registry)
+        accept = request.headers.get("Accept", "")
+        if self._exposition is not None:
+            config = self._state.config if self._state is not None else None
+            body, content_type = self._exposition.render(accept, config)
+        else:
+            encoder, content_type = choose_encoder(accept)
+            body = encoder(self._registry)
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def probe(self, request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "exporter.store": 4,
     "exporter.report": 4,
     "exporter.collector": 5,
+    "exporter.exposition": 6,
     "exporter.scheduler": 5,
     "exporter.ondemand": 6,
     "exporter.server": 7,

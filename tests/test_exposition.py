@@ -1,0 +1,65 @@
+"""The cached /metrics rendering is byte for byte what prometheus_client renders for the whole
+collector, in both formats, before and after results change."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from exporter.collector import CucmCollector
+from exporter.exposition import CachedExposition
+from exporter.lab import Lab
+from exporter.scheduler import ProbeRunner
+from exporter.store import ExporterState, ResultStore
+from tests.conftest import config_for
+
+TEXT = "text/plain"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+@pytest.mark.parametrize("accept", [TEXT, OPENMETRICS])
+async def test_cached_rendering_equals_the_library_rendering(lab: Lab, accept: str) -> None:
+    config = config_for(lab)
+    store, state = ResultStore(), ExporterState(config, time.time())
+    collector = CucmCollector(store, state)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    exposition = CachedExposition(collector)
+    encoder, _ = choose_encoder(accept)
+    runner = ProbeRunner()
+
+    async def poll(nodes: tuple[str, ...]) -> None:
+        for cluster in config.clusters:
+            for node in cluster.nodes:
+                if node.name in nodes:
+                    for probe in ("tls", "directory", "snmp"):
+                        store.put(await runner.run(config, cluster, node, probe))
+
+    try:
+        assert exposition.render(accept, config)[0] == encoder(registry)  # nothing yet
+        await poll(("cucm-pub", "cucm-sub1"))
+        first, content_type = exposition.render(accept, config)
+        assert first == encoder(registry)
+        assert content_type.startswith(accept.split(";")[0])
+        assert b'cucm_phones{cluster="lab"' in first
+        # One node changes; the other's cached text is reused; the result is still exact.
+        lab.set_tls_policy("cucm-pub", "1.2")
+        await poll(("cucm-pub",))
+        second, _ = exposition.render(accept, config)
+        assert second == encoder(registry)
+        assert second != first
+        assert (
+            b'cucm_tls_min_version{cluster="lab",node="cucm-pub",port="2445",service="tvs"} 1.2'
+            in second
+        )
+        # A reload that drops a node drops its cached text too.
+        store.retain([k for k in store.snapshot() if k[1] != "cucm-sub1"])
+        third, _ = exposition.render(accept, config)
+        assert third == encoder(registry)
+        assert b'node="cucm-sub1"' not in third
+    finally:
+        lab.set_tls_policy("cucm-pub", "1.0")
+        await runner.aclose()
