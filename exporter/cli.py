@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from rich.console import Console
-from rich.progress import Progress
 
 from exporter import __version__
 from exporter.catalogue import load_catalogue
 from exporter.collector import CucmCollector
 from exporter.config import ClusterConfig, ConfigError, ExporterConfig, NodeConfig, load_config
 from exporter.exposition import CachedExposition
-from exporter.report import as_json, build_report, render_text
 from exporter.results import ProbeRun, TlsVersion
 from exporter.scheduler import ProbeRunner, ProbeScheduler
 from exporter.server import ExporterApp, ListenAddress, serve
@@ -319,6 +316,11 @@ def _check(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging(args.log_level, "logfmt")
+    # Only `check` draws on a terminal: the daemon need not carry rich in memory.
+    from rich.console import Console
+
+    from exporter.report import as_json, build_report, render_text
+
     try:
         config = load_config(args.config_file)
     except ConfigError as error:
@@ -337,6 +339,9 @@ def _check(argv: Sequence[str]) -> int:
 
 async def _probe_everything(config: ExporterConfig, *, show_progress: bool) -> list[ProbeRun]:
     """One run of every applicable probe on every node, bounded like the scheduler's runs."""
+    from rich.console import Console
+    from rich.progress import Progress
+
     runner = ProbeRunner()
     limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
     jobs = [

@@ -10,6 +10,7 @@ including htpasswd's `$2y$`). Anything else is refused by name rather than silen
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ssl
 import warnings
@@ -147,12 +148,15 @@ class BasicAuth:
         hashed = self._users.get(user)
         if hashed is None:
             # Spend the same time on unknown users, so timing does not tell who exists.
-            bcrypt.checkpw(password.encode(), _DUMMY_HASH)
+            bcrypt.checkpw(password.encode(), _dummy_hash())
             return False
         return bcrypt.checkpw(password.encode(), hashed)
 
 
-_DUMMY_HASH = bcrypt.hashpw(b"unused", bcrypt.gensalt(10))
+@functools.cache
+def _dummy_hash() -> bytes:
+    # Made on first use: a bcrypt hash costs ~50 ms, too much to pay at every import.
+    return bcrypt.hashpw(b"unused", bcrypt.gensalt(10))
 
 
 def load_web_config(path: Path) -> WebConfig:

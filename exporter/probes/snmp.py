@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import math
 import socket
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -335,7 +336,7 @@ async def walk_phone_table(
     # Bound the walk by what the scalars announced, with room for phones that appear meanwhile.
     limit = math.ceil((expected_rows * 2 + 200) / max_repetitions) + 10
     columns = await walk_columns(session, PHONE_COLUMNS, max_repetitions, limit)
-    names = {index: _text(value) for index, value in products["product"].items()}
+    names = {index: sys.intern(_text(value)) for index, value in products["product"].items()}
     rows = []
     for index, name in columns["name"].items():
         status = columns["status"].get(index)
@@ -345,7 +346,8 @@ async def walk_phone_table(
                 name=_text(name),
                 status=PHONE_STATUSES.get(int(status) if status is not None else 1, "unknown"),
                 product=names.get((int(product_index),), "") if product_index is not None else "",
-                active_load=_text(columns["active_load"].get(index, b"")),
+                # Thousands of phones share a handful of loads: keep one string of each.
+                active_load=sys.intern(_text(columns["active_load"].get(index, b""))),
             )
         )
     return tuple(rows)
