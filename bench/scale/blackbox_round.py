@@ -1,0 +1,211 @@
+"""Part 1, blackbox_exporter's side: the same 10,000 handshakes against the same lab.
+
+What one TLS round of ours does per node and port, blackbox does as five `/probe` requests:
+one tcp+TLS module pinned to each of TLS 1.0-1.3 (as in bench/tls_vs_blackbox) plus `modern`,
+an unpinned handshake with Go's defaults. The lab's nodes accept 1.0-1.2 (CUCM's default), so
+the TLS 1.3 probe is a rejection on both sides. Every answer is checked against the node's
+policy read from the lab's control API, or the batch stops.
+
+Concurrency means handshakes in flight, as on our side: `max_concurrent_probes` node runs with
+up to 4 handshakes each (`probes.tls.concurrency`), so blackbox gets 4x as many HTTP clients,
+each on a kept-alive connection (aiohttp in this process; its CPU is not counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, cast
+
+import aiohttp
+import yaml
+
+from bench.scale import configs
+from bench.scale.processes import LabInfo, die_with_parent, loadavg, stop
+from bench.tls_vs_blackbox import blackbox
+from bench.tls_vs_blackbox.blackbox import free_port, process_cpu_seconds
+
+MODERN = "modern"
+VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+TLS_PORTS = (8443, 2445)
+WARMUP = 200
+READY_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    target: str  # 127.0.0.1:<the lab port>
+    module: str
+    accepted: bool  # what the node's policy says the handshake must do
+
+
+@dataclass(frozen=True)
+class BlackboxResult:
+    concurrency: int  # HTTP requests (so handshakes) in flight
+    handshakes: int
+    wall_seconds: float
+    cpu_seconds: float
+    handshakes_per_cpu_second: float
+    lab_cpu_seconds: float
+    loadavg_before: str
+    loadavg_after: str
+
+
+def modules() -> dict[str, Any]:
+    document = blackbox.modules_config(VERSIONS)
+    modules = cast(dict[str, Any], document["modules"])
+    modules[MODERN] = {
+        "prober": "tcp",
+        "timeout": "5s",
+        "tcp": {
+            "preferred_ip_protocol": "ip4",
+            "tls": True,
+            # Ours verifies the modern handshake against the lab's CA (`ca_file`); blackbox
+            # cannot, because one module has one server name and every node has its own.
+            "tls_config": {"insecure_skip_verify": True},
+        },
+    }
+    return document
+
+
+def probes(lab: LabInfo) -> list[Probe]:
+    """Five probes per node and TLS port, in node order, as a round of ours would do them."""
+    config = lab.base_config()
+    policies = _policies(lab.control)
+    planned = []
+    for cluster in config["clusters"]:
+        for node in cluster["nodes"]:
+            low, high = policies[(cluster["name"], node["name"])]
+            for port in TLS_PORTS:
+                target = f"127.0.0.1:{node['port_map'][port]}"
+                for version in VERSIONS:
+                    accepted = low <= float(version) <= high
+                    planned.append(Probe(target, blackbox.module_name(version), accepted))
+                planned.append(Probe(target, MODERN, high >= 1.2))  # Go's client: 1.2 and up
+    return planned
+
+
+def _policies(control: str) -> dict[tuple[str, str], tuple[float, float]]:
+    with urllib.request.urlopen(f"{control}/nodes", timeout=30) as response:
+        nodes = json.load(response)
+    return {
+        (n["cluster"], n["name"]): (float(n["min_version"]), float(n["max_version"])) for n in nodes
+    }
+
+
+class BlackboxProcess:
+    """prometheus-blackbox-exporter with `modules()`, on a loopback port; stopped on exit."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self._config = directory / "scale-blackbox.yml"
+        self._log = directory / "scale-blackbox.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "blackbox is not running"
+        return self._process.pid
+
+    def __enter__(self) -> Self:
+        self._config.write_text(yaml.safe_dump(modules(), sort_keys=False))
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    blackbox.BINARY,
+                    f"--config.file={self._config}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            stop(self._process)
+
+
+class ProbeFailed(RuntimeError):
+    """blackbox answered, but not as the node's policy says it must."""
+
+
+async def _wait_ready(session: aiohttp.ClientSession, base: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"{base}/-/healthy") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"blackbox not ready after {READY_TIMEOUT:g}s")
+
+
+async def _probe_all(
+    session: aiohttp.ClientSession, base: str, planned: Sequence[Probe], concurrency: int
+) -> None:
+    """`concurrency` workers pull from one list, so exactly that many probes are in flight."""
+    work: Iterator[Probe] = iter(planned)
+
+    async def worker() -> None:
+        for probe in work:
+            url = f"{base}/probe?target={probe.target}&module={probe.module}"
+            async with session.get(url) as response:
+                body = await response.text()
+            if ("\nprobe_success 1\n" in body) != probe.accepted:
+                raise ProbeFailed(f"{probe}: unexpected answer\n{body[-400:]}")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _measure(
+    box: BlackboxProcess, planned: Sequence[Probe], concurrency: int, lab_pid: int
+) -> BlackboxResult:
+    base = f"http://127.0.0.1:{box.port}"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await _wait_ready(session, base)
+        await _probe_all(session, base, planned[:WARMUP], concurrency)
+        load_before = loadavg()
+        cpu, lab_cpu = process_cpu_seconds(box.pid), process_cpu_seconds(lab_pid)
+        started = time.perf_counter()
+        await _probe_all(session, base, planned, concurrency)
+        wall = time.perf_counter() - started
+        cpu = process_cpu_seconds(box.pid) - cpu
+        lab_cpu = process_cpu_seconds(lab_pid) - lab_cpu
+    return BlackboxResult(
+        concurrency=concurrency,
+        handshakes=len(planned),
+        wall_seconds=wall,
+        cpu_seconds=cpu,
+        handshakes_per_cpu_second=len(planned) / cpu,
+        lab_cpu_seconds=lab_cpu,
+        loadavg_before=load_before,
+        loadavg_after=loadavg(),
+    )
+
+
+def measure(lab: LabInfo, concurrency: int, directory: Path) -> BlackboxResult:
+    """All probes of one round (10,000 handshakes at 1,000 nodes) once, after a warm-up."""
+    planned = probes(lab)
+    expected = configs.node_count(lab.base_config()) * len(TLS_PORTS) * (len(VERSIONS) + 1)
+    assert len(planned) == expected, "the plan must match a round of ours"
+    with BlackboxProcess(directory) as box:
+        return asyncio.run(_measure(box, planned, concurrency, lab.pid))
