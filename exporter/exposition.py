@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import Metric
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter.collector import CucmCollector, Segment
@@ -67,17 +67,21 @@ class CachedExposition:
     def __init__(self, collector: CucmCollector, others: CollectorRegistry | None = None) -> None:
         self._collector = collector
         self._others = others or CollectorRegistry(auto_describe=False)
-        # Per content type: the template's headers (by the config they were built for), and
-        # each segment's sample lines by family (with the token they were rendered from).
+        # Per content type, the template's headers (by the config they were built for). The
+        # sample lines are the same in both formats for gauges (a test holds us to that), so
+        # each segment's lines by family are kept once, with the token they were rendered from.
         self._headers: dict[str, tuple[object, dict[str, str]]] = {}
-        self._pieces: dict[str, dict[object, tuple[object, dict[str, str]]]] = {}
+        self._config: object = None
+        self._pieces: dict[object, tuple[object, dict[str, str]]] = {}
 
     def render(self, accept: str, config_token: object) -> tuple[bytes, str]:
         """The exposition for a client that sent `accept`; `config_token` changes when the
         configuration (and so the HELP texts) does."""
         encoder, content_type = choose_encoder(accept)
         headers = self._template(encoder, content_type, config_token)
-        pieces = self._render_segments(encoder, content_type, config_token)
+        if self._config is not config_token:
+            self._config, self._pieces = config_token, {}  # HELP texts may have changed
+        pieces = self._render_segments()
         parts: list[str] = []
         for name, header in headers.items():
             parts.append(header)
@@ -94,24 +98,20 @@ class CachedExposition:
             blocks = _blocks(_encode(encoder, self._collector.template()))
             cached = (token, {name: header for name, (header, _) in blocks.items()})
             self._headers[content_type] = cached
-            self._pieces.pop(content_type, None)  # HELP texts may have changed with the config
         return cached[1]
 
-    def _render_segments(
-        self, encoder: _Encoder, content_type: str, token: object
-    ) -> list[dict[str, str]]:
-        previous = self._pieces.get(content_type, {})
+    def _render_segments(self) -> list[dict[str, str]]:
         current: dict[object, tuple[object, dict[str, str]]] = {}
         for segment in self._collector.segments():
-            held = previous.get(segment.key)
+            held = self._pieces.get(segment.key)
             if held is None or held[0] is not segment.token:
-                held = (segment.token, self._render(encoder, segment))
+                held = (segment.token, self._render(segment))
             current[segment.key] = held
         # Only what is still configured and current is kept: nothing grows without bound.
-        self._pieces[content_type] = current
+        self._pieces = current
         return [lines for _, lines in current.values()]
 
     @staticmethod
-    def _render(encoder: _Encoder, segment: Segment) -> dict[str, str]:
-        blocks = _blocks(_encode(encoder, segment.build()))
+    def _render(segment: Segment) -> dict[str, str]:
+        blocks = _blocks(_encode(generate_latest, segment.build()))
         return {name: lines for name, (_, lines) in blocks.items() if lines}

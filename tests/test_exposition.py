@@ -63,3 +63,23 @@ async def test_cached_rendering_equals_the_library_rendering(lab: Lab, accept: s
     finally:
         lab.set_tls_policy("cucm-pub", "1.0")
         await runner.aclose()
+
+
+async def test_one_cache_serves_both_formats(lab: Lab) -> None:
+    """Text and OpenMetrics share the cached sample lines; each still matches its encoder."""
+    config = config_for(lab)
+    store, state = ResultStore(), ExporterState(config, time.time())
+    collector = CucmCollector(store, state)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    exposition = CachedExposition(collector)
+    runner = ProbeRunner()
+    try:
+        cluster = config.clusters[0]
+        for probe in ("tls", "directory", "snmp"):
+            store.put(await runner.run(config, cluster, cluster.nodes[0], probe))
+        for accept in (TEXT, OPENMETRICS, TEXT, OPENMETRICS):
+            encoder, _ = choose_encoder(accept)
+            assert exposition.render(accept, config)[0] == encoder(registry), accept
+    finally:
+        await runner.aclose()
