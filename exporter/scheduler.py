@@ -160,16 +160,18 @@ class ProbeScheduler:
         if config is None or target is None:
             return  # the job outlived a reload that removed its node
         cluster, node = target
-        async with self._limit:
-            task = asyncio.create_task(self._runner.run(config, cluster, node, key[2]))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-            try:
+        try:
+            async with self._limit:
+                task = asyncio.create_task(self._runner.run(config, cluster, node, key[2]))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
                 run = await task
-            except asyncio.CancelledError:
-                if self._stopping:
-                    return  # stop() cancelled the run; not an error worth a traceback
-                raise
+        except asyncio.CancelledError:
+            if self._stopping:
+                # stop() cancelled the run, or the shutdown cancelled a job still waiting for
+                # a slot: not an error worth a traceback (APScheduler logs one per job).
+                return
+            raise
         if key not in self._keys:
             return  # a reload removed this target while it was being probed: drop the result
         previous = self._store.snapshot().get(key)

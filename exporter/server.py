@@ -24,6 +24,11 @@ from exporter.webconfig import BasicAuth, WebConfig
 # Returns None when the reload worked, else the reason it did not.
 Reloader = Callable[[], Awaitable[str | None]]
 
+# Every scrape within this many seconds of a rendering gets the same body. Results change only
+# when a probe run ends, so nothing is lost, and concurrent scrapers cannot take the event loop
+# from the probes (bench/README.md, "Load and soak").
+EXPOSITION_MAX_AGE = 1.0
+
 
 @dataclass(frozen=True)
 class ListenAddress:
@@ -66,6 +71,8 @@ class ExporterApp:
         self._prober = OnDemandProber(state) if state is not None else None
         self._state = state
         self._exposition = exposition
+        # Accept -> (when rendered, the state it showed, body, content type)
+        self._bodies: dict[str, tuple[float, tuple[object, ...], bytes, str]] = {}
         self._auth = BasicAuth({})
         self._headers: dict[str, str] = {}
         self.ready = False
@@ -107,12 +114,34 @@ class ExporterApp:
     async def metrics(self, request: web.Request) -> web.Response:
         accept = request.headers.get("Accept", "")
         if self._exposition is not None:
+            shown = self._state_shown()
+            held = self._bodies.get(accept)
+            if (
+                held is not None
+                and held[1] == shown  # a reload (or a failed one) shows at once
+                and time.monotonic() - held[0] < EXPOSITION_MAX_AGE
+            ):
+                return web.Response(body=held[2], headers={"Content-Type": held[3]})
             config = self._state.config if self._state is not None else None
             body, content_type = self._exposition.render(accept, config)
+            if len(self._bodies) > 8:  # Accept headers are few in practice; never unbounded
+                self._bodies.clear()
+            self._bodies[accept] = (time.monotonic(), shown, body, content_type)
         else:
             encoder, content_type = choose_encoder(accept)
             body = encoder(self._registry)
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+    def _state_shown(self) -> tuple[object, ...]:
+        """What of the exporter's own state /metrics shows: its config and last reload."""
+        state = self._state
+        if state is None:
+            return ()
+        return (
+            id(state.config),
+            state.last_reload_successful,
+            state.last_reload_success_timestamp,
+        )
 
     async def probe(self, request: web.Request) -> web.Response:
         """Probe one target now (blackbox style); 400 with a one-line reason for a bad request."""
