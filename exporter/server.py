@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import html
@@ -126,11 +127,20 @@ class ExporterApp:
             body, content_type = self._exposition.render(accept, config)
             if len(self._bodies) > 8:  # Accept headers are few in practice; never unbounded
                 self._bodies.clear()
-            self._bodies[accept] = (time.monotonic(), shown, body, content_type)
+            held = (time.monotonic(), shown, body, content_type)
+            self._bodies[accept] = held
+            # Let go of the body once it is stale: at a thousand nodes it is ~10 MB.
+            asyncio.get_running_loop().call_later(
+                EXPOSITION_MAX_AGE, self._forget_body, accept, held
+            )
         else:
             encoder, content_type = choose_encoder(accept)
             body = encoder(self._registry)
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+    def _forget_body(self, accept: str, held: tuple[float, tuple[object, ...], bytes, str]) -> None:
+        if self._bodies.get(accept) is held:
+            del self._bodies[accept]
 
     def _state_shown(self) -> tuple[object, ...]:
         """What of the exporter's own state /metrics shows: its config and last reload."""

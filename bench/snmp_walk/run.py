@@ -559,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     met = {True: "met", False: "NOT met"}
     print(
         f"\ngoal 1: ours wall <= {WALL_GOAL}x snmpbulkwalk's at R={goal_repetitions}: "
-        f"{verdict['wall_ratio']:.2f}x ({met[verdict['wall_goal_met']]})"
+        f"{verdict['wall_ratio']:.3f}x ({met[verdict['wall_goal_met']]})"
     )
     print(
         "goal 2: an unchanged-table poll costs no walk: requests "

@@ -77,7 +77,8 @@ class CcmAgent(asyncio.DatagramProtocol):
 
     def restart(self) -> None:
         """The node rebooted: uptime and CallManager start time reset, the table is fresh."""
-        self._booted = time.time()
+        # DateAndTime has a resolution of 0.1 s: a restart must show a different start time.
+        self._booted = max(time.time(), self._booted + 0.1)
         self.state_id = 0
         self.rebuild()
 
