@@ -89,6 +89,11 @@ def test_lab_cli_changes_policy_of_a_running_lab(lab_process: tuple[str, Path]) 
     run_lab_command("directory-fault", "cucm-pub", "none", "--control", control)
     assert "CiscoIPPhoneMenu" in fetch(page)
 
+    silenced = run_lab_command("snmp-fault", "cucm-sub1", "silent", "--control", control)
+    assert silenced.returncode == 0, silenced.stderr
+    assert json.loads(silenced.stdout) == {"snmp_fault": "silent"}
+    assert run_lab_command("snmp-fault", "cucm-sub1", "none", "--control", control).returncode == 0
+
     phone = generate_phones(1)[0].name  # the publisher's first phone
     moved = run_lab_command("phone", phone, "--move-to", "cucm-sub1", "--control", control)
     assert moved.returncode == 0, moved.stderr

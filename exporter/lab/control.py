@@ -64,33 +64,21 @@ def control_app(lab: Lab) -> web.Application:
             raise web.HTTPBadRequest(text=f"bad fault request: {error}\n") from None
         return web.json_response({"fault": fault.value})
 
-    async def set_directory_fault(request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        try:
-            fault = DirectoryFault(body.get("fault", "none"))
-            await asyncio.to_thread(
-                lab.set_directory_fault,
-                request.match_info["node"],
-                fault,
-                cluster=request.query.get("cluster"),
-            )
-        except (KeyError, ValueError) as error:
-            raise web.HTTPBadRequest(text=f"bad directory fault request: {error}\n") from None
-        return web.json_response({"directory_fault": fault.value})
+    def node_fault(name: str, kind: type[DirectoryFault] | type[AgentFault], setter: Any) -> Any:
+        """A handler for POST {"fault": ...} that applies one kind of fault to a node."""
 
-    async def set_snmp_fault(request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        try:
-            fault = AgentFault(body.get("fault", "none"))
-            await asyncio.to_thread(
-                lab.set_snmp_fault,
-                request.match_info["node"],
-                fault,
-                cluster=request.query.get("cluster"),
-            )
-        except (KeyError, ValueError) as error:
-            raise web.HTTPBadRequest(text=f"bad SNMP fault request: {error}\n") from None
-        return web.json_response({"snmp_fault": fault.value})
+        async def handler(request: web.Request) -> web.Response:
+            body = await _json_body(request)
+            try:
+                fault = kind(body.get("fault", "none"))
+                await asyncio.to_thread(
+                    setter, request.match_info["node"], fault, cluster=request.query.get("cluster")
+                )
+            except (KeyError, ValueError) as error:
+                raise web.HTTPBadRequest(text=f"bad {name} request: {error}\n") from None
+            return web.json_response({name.replace(" ", "_"): fault.value})
+
+        return handler
 
     async def change_phone(request: web.Request) -> web.Response:
         body = await _json_body(request)
@@ -113,8 +101,13 @@ def control_app(lab: Lab) -> web.Application:
     app.router.add_get("/nodes", nodes)
     app.router.add_post("/nodes/{node}/tls", set_tls)
     app.router.add_post("/nodes/{node}/fault", set_fault)
-    app.router.add_post("/nodes/{node}/directory-fault", set_directory_fault)
-    app.router.add_post("/nodes/{node}/snmp-fault", set_snmp_fault)
+    app.router.add_post(
+        "/nodes/{node}/directory-fault",
+        node_fault("directory fault", DirectoryFault, lab.set_directory_fault),
+    )
+    app.router.add_post(
+        "/nodes/{node}/snmp-fault", node_fault("snmp fault", AgentFault, lab.set_snmp_fault)
+    )
     app.router.add_post("/phones/{phone}", change_phone)
     return app
 
