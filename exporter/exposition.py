@@ -10,6 +10,7 @@ The output is the same text the encoder would produce for the whole registry.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import Metric
@@ -51,7 +52,7 @@ def _blocks(text: str) -> dict[str, tuple[str, str]]:
         if line == _EOF:
             continue
         if line.startswith("# HELP "):
-            name = line.split(" ", 3)[2]
+            name = sys.intern(line.split(" ", 3)[2])  # one copy per family, not per segment
             headers[name], samples[name] = [], []
         if line.startswith("#"):
             headers[name].append(line)

@@ -10,13 +10,16 @@ lock-step GETBULKs of `max_repetitions` rows, as Cisco's agent limits ask
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import datetime as dt
+import functools
 import hashlib
 import math
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -264,6 +267,7 @@ class SnmpProbe:
         phones = await walk_phone_table(session, settings.max_repetitions, expected_rows=total)
         walk = _Walk(scalars.state_id, scalars.callmanager_start, phones, time.time())
         self._walks[key] = walk
+        _release_heap()
         return SnmpProbeResult(
             SnmpOutcome.OK,
             scalars=scalars,
@@ -386,6 +390,24 @@ async def walk_columns(
     raise SnmpError(
         SnmpOutcome.BAD_RESPONSE, f"the walk did not end within {max_requests} requests"
     )
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc: nothing to do
+
+
+def _release_heap() -> None:
+    """Give the memory a table walk churned through back to the system.
+
+    Decoding thousands of varbinds leaves glibc's heap with free pages it keeps by default;
+    at a thousand nodes that is tens of MB of resident memory doing nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _text(value: Any) -> str:

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import socket
 import ssl
+import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -288,7 +289,8 @@ class _PortSweeper:
                     pinned=pinned,
                     outcome=classify(error),
                     duration_seconds=time.perf_counter() - started,
-                    detail=_verify_detail(error) or describe(error),
+                    # Thousands of handshakes fail the same way: keep one copy of each text.
+                    detail=sys.intern(_verify_detail(error) or describe(error)),
                 )
         duration = time.perf_counter() - started
         return _accepted(pinned, facts, duration)
