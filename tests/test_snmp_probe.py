@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -154,6 +155,40 @@ async def test_a_broken_agent_is_a_classified_failure(
         snmp_lab.set_snmp_fault("sub", AgentFault.NONE)
     assert result.outcome is outcome, result.detail
     assert elapsed < 3 + 0.5  # within the probe's deadline
+
+
+def target_addresses(probe: SnmpProbe) -> int:
+    """Rows in the SNMP-TARGET-MIB of every engine the probe holds."""
+    rows = 0
+    for engine in probe._engines.values():  # white box: the rows are pysnmp's, not ours
+        (status,) = engine.get_mib_builder().import_symbols(
+            "SNMP-TARGET-MIB", "snmpTargetAddrRowStatus"
+        )
+        rows += len(status._vars)
+    return rows
+
+
+async def test_a_node_holds_no_target_in_the_engine_between_polls(
+    snmp_lab: Lab, probe: SnmpProbe
+) -> None:
+    # Each target row is ~18 KB of pysnmp objects: at a thousand nodes that is 18 MB held for
+    # nothing between polls, so a poll removes its own, however it ends.
+    assert (await poll(probe, lab_node(snmp_lab, "pub"))).outcome is SnmpOutcome.OK
+    assert (await poll(probe, lab_node(snmp_lab, "sub"))).outcome is SnmpOutcome.OK
+    assert target_addresses(probe) == 0
+    snmp_lab.set_snmp_fault("sub", AgentFault.SILENT)
+    try:
+        # Cut short by its deadline with a request (and its retries) still pending.
+        cut = await probe(lab_node(snmp_lab, "sub"), SETTINGS.model_copy(update={"retries": 3}),
+                          Deadline.after(0.5))  # fmt: skip
+    finally:
+        snmp_lab.set_snmp_fault("sub", AgentFault.NONE)
+    assert cut.outcome is SnmpOutcome.TIMEOUT
+    assert target_addresses(probe) == 0
+    await asyncio.sleep(1.5)  # the pending request's retries run out without its target
+    again = await poll(probe, lab_node(snmp_lab, "sub"))
+    assert again.outcome is SnmpOutcome.OK, again.detail
+    assert target_addresses(probe) == 0
 
 
 # --- against net-snmp's snmpd, an agent that is not ours ---------------------------------

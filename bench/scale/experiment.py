@@ -17,6 +17,12 @@ original collector's and logs whether the cucm_ lines are identical.
 
 memory-top: tracemalloc from the start (one frame), and the largest live allocation sites in
 the daemon's log on scrapes (at most every 30 s). Slows the daemon; for finding, not measuring.
+
+census: once, on the first scrape after every node has all three results, the bytes reachable
+from each part of the daemon (config, stored results, exposition cache, cached body, the SNMP
+probe with its engines...; each object counted for the first part that reaches it), the most
+numerous object types and pymalloc's statistics, in the daemon's log. Costs a second or two,
+once: the figures that follow it are the daemon's own.
 """
 
 from __future__ import annotations
@@ -248,7 +254,80 @@ def patch_memory_top() -> None:
     ExporterApp.metrics = metrics_with_allocations  # type: ignore[method-assign]
 
 
+_census_done = [False]
+
+
+def _deep_size(root: object, seen: set[int]) -> tuple[int, int]:
+    """Bytes and objects reachable from `root` not already in `seen` (modules and types
+    excluded: they are the imports)."""
+    import gc
+    import types
+
+    total = count = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (types.ModuleType, type, types.FunctionType)):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        count += 1
+        stack.extend(gc.get_referents(obj))
+    return total, count
+
+
+async def metrics_with_census(self: ExporterApp, request: web.Request) -> web.Response:
+    """ExporterApp.metrics, plus (once, on the first scrape with every result) the bytes
+    reachable from each part of the daemon, in the log."""
+    import collections
+    import gc
+
+    response = await _original_metrics(self, request)
+    snapshot = self._store.snapshot()
+    if _census_done[0] or len(snapshot) < 3000:
+        return response
+    _census_done[0] = True
+    gc.collect()
+    seen: set[int] = set()
+    by_type: collections.Counter[str] = collections.Counter()
+    objects = gc.get_objects()
+    for obj in objects:
+        by_type[type(obj).__qualname__] += 1
+    roots: dict[str, object] = {
+        "config": self._state.config if self._state else None,
+        "store latest": dict(snapshot),
+        "store history": self._store.history(),
+        "exposition cache": self._exposition,
+        "body cache": self._bodies,
+    }
+    for obj in objects:
+        name = type(obj).__qualname__
+        if name in (
+            "SnmpProbe",
+            "AsyncIOScheduler",
+            "SnmpEngine",
+            "ProbeRunner",
+            "DirectoryProbe",
+            "TlsProbe",
+            "CucmCollector",
+            "ProbeScheduler",
+        ):
+            roots.setdefault(f"{name} #{id(obj)}", obj)
+    for name, root in roots.items():
+        size, count = _deep_size(root, seen)
+        log.warning("census: %-40s %8.1f MiB %9d objects", name, size / 2**20, count)
+    for name, count in by_type.most_common(25):
+        log.warning("census: type %-30s %9d", name, count)
+    sys._debugmallocstats()
+    return response
+
+
+def patch_census() -> None:
+    ExporterApp.metrics = metrics_with_census  # type: ignore[method-assign]
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
+    "census": patch_census,
     "render-cache": patch_render_cache,
     "memory-top": patch_memory_top,
 }

@@ -15,6 +15,7 @@ import ctypes.util
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import math
 import socket
 import sys
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pyasn1.type import univ
+from pysnmp.entity import config as snmp_config
 from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -109,13 +111,26 @@ class PysnmpSession:
     Not hlapi's get_cmd/bulk_cmd: those resolve every request OID in pysnmp's MIB view and
     re-configure the target each time, about half of the client's CPU per request in a walk
     whose OIDs are always new (bench/README.md, "SNMP phone-table walk").
+
+    The target's row in the engine's SNMP-TARGET-MIB exists only while the session is open:
+    a row is ~18 KB of pysnmp objects, 18 MB at a thousand nodes if each node kept one between
+    its polls (bench/README.md, "Scale"). `close()` removes it.
     """
 
     def __init__(self, engine: SnmpEngine, auth: Any, target: UdpTransportTarget) -> None:
         self._engine = engine
-        # Done once per session here; hlapi repeats it for every request.
-        self._target_name, _ = _LCD.configure(engine, auth, target, b"")
+        self._target_name = f"cucm-exporter-{next(_TARGET_NUMBERS)}"
+        snmp_config.add_target_address(
+            engine, self._target_name, target.TRANSPORT_DOMAIN, target.transport_address,
+            _parameters(engine, auth, target), target.timeout * 100, target.retries,
+            target.tagList,
+        )  # fmt: skip
         self.requests = 0
+
+    def close(self) -> None:
+        """Forget the target. Retries of a request still pending do not need it (pysnmp keeps
+        their transport details), so this is safe even when a deadline cut the poll short."""
+        snmp_config.delete_target_address(self._engine, self._target_name)
 
     async def get(self, oids: Sequence[Oid]) -> list[tuple[Oid, Any]]:
         self.requests += 1
@@ -141,6 +156,24 @@ class PysnmpSession:
 
 
 _LCD = CommandGeneratorLcdConfigurator()
+_TARGET_NUMBERS = itertools.count(1)
+_PARAMETERS_CONTEXT = "cucm_exporter_target_parameters"
+
+
+def _parameters(engine: SnmpEngine, auth: Any, target: UdpTransportTarget) -> str:
+    """The engine's target parameters for `auth`, with the community or v3 user and the UDP
+    transport installed on first use (by pysnmp's own configurator, which knows every v3
+    option); only the target addresses are ours to add and remove."""
+    known: dict[tuple[Any, ...], str] = engine.get_user_context(_PARAMETERS_CONTEXT) or {}
+    key = (auth.securityName, auth.security_level, auth.message_processing_model)  # as pysnmp's
+    if key not in known:
+        address, parameters = _LCD.configure(engine, auth, target, b"")
+        snmp_config.delete_target_address(engine, address)  # the configurator's own: unused
+        known[key] = parameters
+        engine.set_user_context(**{_PARAMETERS_CONTEXT: known})
+    return known[key]
+
+
 _NULL = univ.Null("")
 
 
@@ -230,11 +263,24 @@ class SnmpProbe:
             return SnmpProbeResult(SnmpOutcome.BAD_RESPONSE, detail="no SNMP credentials")
         port = node.connect_port(settings.port)
         key = (node.connect_address, port, _fingerprint(credentials))
+        if session is not None:
+            return await self._poll_within(session, settings, key, deadline)
         try:
-            if session is None:
-                session = await self._session(node.connect_address, port, credentials, settings)
+            opened = await self._session(node.connect_address, port, credentials, settings)
         except SnmpError as error:
             return SnmpProbeResult(error.outcome, detail=error.detail)
+        try:
+            return await self._poll_within(opened, settings, key, deadline)
+        finally:
+            opened.close()
+
+    async def _poll_within(
+        self,
+        session: SnmpSession,
+        settings: SnmpProbeConfig,
+        key: tuple[str, int, str],
+        deadline: Deadline,
+    ) -> SnmpProbeResult:
         try:
             async with asyncio.timeout(deadline.remaining()):
                 return await self._poll(session, settings, key)
