@@ -1,16 +1,19 @@
-"""Property-based fuzzing: no input makes the parsers raise anything but their own error."""
+"""Property-based fuzzing: no input makes the parsers raise anything but their own error, and
+no phone table loses or changes a row."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import ConfigError, parse_config
 from exporter.probes.phonexml import PhoneXmlError, parse_directory, parse_input, parse_menu
+from exporter.results import PHONE_STATUSES, PhoneRow, PhoneTable
 
 PARSERS = (parse_menu, parse_input, parse_directory)
 
@@ -145,3 +148,28 @@ def test_one_wrong_value_anywhere_is_a_config_error(
 
 def test_the_mutation_base_is_valid() -> None:
     parse_config(yaml.safe_dump(VALID), base_dir=Path("/nonexistent"))
+
+
+PHONE_ROWS = st.lists(
+    st.builds(
+        PhoneRow,
+        name=st.text(max_size=20),  # hostile agents too: empty, non-ASCII, separators
+        status=st.sampled_from(sorted(PHONE_STATUSES.values())),
+        product=st.sampled_from(["Cisco 7962", "Cisco 8851", "", "Cisco Jabber"]),
+        active_load=st.text(max_size=8),
+    ),
+    max_size=50,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PHONE_ROWS)
+def test_a_phone_table_gives_back_every_row_as_it_came(rows: list[PhoneRow]) -> None:
+    table = PhoneTable.of(rows)
+    assert list(table) == rows
+    assert len(table) == len(rows)
+    assert [table[i] for i in range(-len(rows), len(rows))] == rows + rows
+    assert table[1:-1] == rows[1:-1]
+    assert table == PhoneTable.of(rows)
+    with pytest.raises(IndexError):
+        table[len(rows)]

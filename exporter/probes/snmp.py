@@ -47,6 +47,7 @@ from exporter.results import (
     PHONE_STATUSES,
     NodeScalars,
     PhoneRow,
+    PhoneTable,
     SnmpOutcome,
     SnmpProbeResult,
 )
@@ -234,7 +235,7 @@ def decode_date_and_time(octets: bytes) -> float | None:
 class _Walk:
     state_id: int
     start_time: float | None
-    phones: tuple[PhoneRow, ...]
+    phones: PhoneTable
     walked_at: float
 
 
@@ -381,26 +382,25 @@ def _numeric(value: Any) -> bool:
 
 async def walk_phone_table(
     session: SnmpSession, max_repetitions: int, expected_rows: int
-) -> tuple[PhoneRow, ...]:
+) -> PhoneTable:
     products = await walk_columns(session, {"product": PRODUCT_NAMES}, max_repetitions, 10_000)
     # Bound the walk by what the scalars announced, with room for phones that appear meanwhile.
     limit = math.ceil((expected_rows * 2 + 200) / max_repetitions) + 10
     columns = await walk_columns(session, PHONE_COLUMNS, max_repetitions, limit)
     names = {index: sys.intern(_text(value)) for index, value in products["product"].items()}
-    rows = []
-    for index, name in columns["name"].items():
+
+    def row(index: Oid, name: Any) -> PhoneRow:
         status = columns["status"].get(index)
         product_index = columns["product"].get(index)
-        rows.append(
-            PhoneRow(
-                name=_text(name),
-                status=PHONE_STATUSES.get(int(status) if status is not None else 1, "unknown"),
-                product=names.get((int(product_index),), "") if product_index is not None else "",
-                # Thousands of phones share a handful of loads: keep one string of each.
-                active_load=sys.intern(_text(columns["active_load"].get(index, b""))),
-            )
+        return PhoneRow(
+            name=_text(name),
+            status=PHONE_STATUSES.get(int(status) if status is not None else 1, "unknown"),
+            product=names.get((int(product_index),), "") if product_index is not None else "",
+            # Every node shares a handful of loads: keep one string of each across nodes.
+            active_load=sys.intern(_text(columns["active_load"].get(index, b""))),
         )
-    return tuple(rows)
+
+    return PhoneTable.of(row(index, name) for index, name in columns["name"].items())
 
 
 async def walk_columns(
