@@ -17,7 +17,7 @@ import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
@@ -236,6 +236,19 @@ class CucmCollector(Collector):
             "Tasks alive on the exporter's event loop; growth over time would be a leak.",
             value=float(_running_tasks()),
         )
+        skipped = CounterMetricFamily(
+            "cucm_exporter_probe_runs_skipped",
+            "Scheduled probe runs skipped because the node's previous run of that probe was "
+            "still going or waiting for a slot (scheduler.max_concurrent_probes): the exporter "
+            "is not keeping up.",
+            labels=["probe"],
+        )
+        counts = self._store.skipped()
+        probes = self._state.config.probes
+        enabled = {name for name in type(probes).model_fields if getattr(probes, name).enabled}
+        for probe in sorted(enabled | set(counts)):  # zero from the start, so rate() works
+            skipped.add_metric([probe], float(counts.get(probe, 0)))
+        yield skipped
         yield GaugeMetricFamily(
             "cucm_exporter_config_last_reload_successful",
             "1 if the last configuration (re)load succeeded; 0 means the previous config runs on.",

@@ -3,6 +3,11 @@
 One job per (node, probe): its interval and jitter from the config, `max_instances=1` so runs
 never overlap, `coalesce=True` so a stalled loop does not replay missed runs. A global
 semaphore bounds how many probe runs are in flight. Each run gets one deadline, here.
+
+A run that comes due while the previous one still runs (or still waits for a slot) is skipped.
+That is the sign of a daemon that cannot keep up, so it is counted in the store (a metric and
+an alert) and logged at most once a minute per probe, instead of APScheduler's line per skip:
+at a thousand nodes a slow first round skipped thousands of runs (bench/README.md, "Scale").
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -24,6 +31,9 @@ from exporter.store import Key, ResultStore
 from exporter.timing import Deadline
 
 log = logging.getLogger(__name__)
+
+# How often the log may say that runs were skipped, per probe.
+SKIPPED_LOG_INTERVAL = 60.0
 
 # The outer guard only catches a probe that ignores its deadline (a bug); probes are expected
 # to finish by themselves, so give them this much extra before cancelling.
@@ -95,7 +105,12 @@ class ProbeRunner:
 class ProbeScheduler:
     """Keeps one job per configured (node, probe) and writes each run to the store."""
 
-    def __init__(self, store: ResultStore, runner: ProbeRunner | None = None) -> None:
+    def __init__(
+        self,
+        store: ResultStore,
+        runner: ProbeRunner | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._runner = runner or ProbeRunner()
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
@@ -104,6 +119,9 @@ class ProbeScheduler:
         self._in_flight: set[asyncio.Task[ProbeRun]] = set()
         self._keys: set[Key] = set()  # the targets the current config schedules
         self._stopping = False
+        self._skip_log = _SkipLog(clock)
+        self._scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
+        logging.getLogger("apscheduler.scheduler").addFilter(_not_max_instances)
 
     def start(self, config: ExporterConfig) -> None:
         """Schedule `config` and start; call from inside the running event loop."""
@@ -154,6 +172,12 @@ class ProbeScheduler:
         await asyncio.sleep(0)  # let the job coroutines see their runs end
         await self._runner.aclose()
 
+    def _skipped(self, event: JobSubmissionEvent) -> None:
+        key = _key(event.job_id)
+        if key in self._keys:
+            self._store.skip(key)
+            self._skip_log.skipped(key[2])
+
     async def _run_job(self, key: Key) -> None:
         config = self._config
         target = _find(config, key) if config else None
@@ -198,3 +222,37 @@ def _find(config: ExporterConfig, key: Key) -> tuple[ClusterConfig, NodeConfig] 
                 if node.name == key[1]:
                     return cluster, node
     return None
+
+
+def _key(job_id: str) -> Key:
+    cluster, node, probe = job_id.split("/")  # as apply() names the jobs
+    return cluster, node, probe
+
+
+def _not_max_instances(record: logging.LogRecord) -> bool:
+    """Drop APScheduler's warning per skipped run; _SkipLog says it once a minute instead."""
+    return not record.getMessage().endswith("maximum number of running instances reached (1)")
+
+
+class _SkipLog:
+    """A warning about skipped runs at most every SKIPPED_LOG_INTERVAL seconds per probe,
+    with how many were skipped since the last one."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._pending: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+
+    def skipped(self, probe: str) -> None:
+        self._pending[probe] = self._pending.get(probe, 0) + 1
+        now = self._clock()
+        if now - self._last.get(probe, -math.inf) < SKIPPED_LOG_INTERVAL:
+            return
+        self._last[probe] = now
+        log.warning(
+            "probe=%s skipped=%d runs came due while the previous run of their node was still "
+            "going or waiting for a slot; if this goes on, raise "
+            "scheduler.max_concurrent_probes or the probe's interval",
+            probe,
+            self._pending.pop(probe),
+        )

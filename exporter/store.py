@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -22,6 +22,7 @@ class ResultStore:
         self._latest: Mapping[Key, ProbeRun] = MappingProxyType({})
         self._history: deque[ProbeRun] = deque(maxlen=history_limit)
         self._failures: deque[ProbeRun] = deque(maxlen=history_limit)
+        self._skipped: Counter[str] = Counter()
 
     def put(self, run: ProbeRun) -> None:
         key = (run.cluster, run.node, run.probe)
@@ -37,6 +38,17 @@ class ResultStore:
         wanted = set(keys)
         with self._lock:
             self._latest = MappingProxyType({k: v for k, v in self._latest.items() if k in wanted})
+
+    def skip(self, key: Key) -> None:
+        """A run of `key` came due while the previous one was still running (or waiting for a
+        slot): it did not happen."""
+        with self._lock:
+            self._skipped[key[2]] += 1
+
+    def skipped(self) -> Mapping[str, int]:
+        """Runs skipped since start, per probe."""
+        with self._lock:
+            return dict(self._skipped)
 
     def snapshot(self) -> Mapping[Key, ProbeRun]:
         return self._latest

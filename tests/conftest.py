@@ -34,13 +34,17 @@ def node_config(config: ExporterConfig, name: str) -> NodeConfig:
 
 
 def exposed_metrics() -> frozenset[str]:
-    """Every family the collector declares: it yields them all on every scrape, even empty."""
+    """Every family the collector declares (it yields them all on every scrape, even empty),
+    and the sample names of its counters."""
     from exporter.collector import CucmCollector
     from exporter.store import ExporterState, ResultStore
 
     config = parse_config("clusters: [{name: c, nodes: [{name: n, host: h}]}]", base_dir=Path.cwd())
     collector = CucmCollector(ResultStore(), ExporterState(config, 0.0))
-    return frozenset(family.name for family in collector.collect())
+    families = list(collector.collect())
+    # A counter family is queried by its sample name, with _total.
+    counters = {f"{family.name}_total" for family in families if family.type == "counter"}
+    return frozenset({family.name for family in families} | counters)
 
 
 def promtool_check_metrics(exposition: bytes) -> None:

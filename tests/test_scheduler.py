@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from exporter.collector import CucmCollector
 from exporter.config import ExporterConfig, NodeConfig, parse_config
 from exporter.probes import ProbeSpec
 from exporter.results import TlsProbeResult
 from exporter.scheduler import ProbeRunner, ProbeScheduler
-from exporter.store import ResultStore
+from exporter.store import ExporterState, Key, ResultStore
 from exporter.timing import Deadline
 
 CONFIG = """
@@ -104,3 +108,50 @@ async def test_a_run_that_outlives_its_node_is_dropped() -> None:
     await job
     assert ("c", "a", "tls") not in store.snapshot()
     await scheduler.stop()
+
+
+async def test_skipped_runs_are_counted_and_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Three nodes, one slot, runs as long as the interval: runs come due while the previous
+    one of their node still waits for the slot, so the scheduler skips them."""
+
+    async def takes_its_time(node: NodeConfig, settings: Any, deadline: Deadline) -> TlsProbeResult:
+        await asyncio.sleep(deadline.remaining())
+        return TlsProbeResult(ports=())
+
+    busy = parse_config(
+        """
+        scheduler: {max_concurrent_probes: 1}
+        probes: {tls: {interval: 1s, timeout: 0.9s, jitter: 0s}}
+        clusters: [{name: c, nodes: [{name: a, host: h}, {name: b, host: h}, {name: d, host: h}]}]
+        """,
+        base_dir=Path.cwd(),
+    )
+    three_skipped = asyncio.Event()
+
+    class Store(ResultStore):
+        def skip(self, key: Key) -> None:
+            super().skip(key)
+            if self.skipped()["tls"] >= 3:
+                three_skipped.set()
+
+    store = Store()
+    scheduler = ProbeScheduler(store, runner_with(takes_its_time))
+    caplog.set_level(logging.INFO)
+    scheduler.start(busy)
+    try:
+        await asyncio.wait_for(three_skipped.wait(), timeout=20)
+    finally:
+        await scheduler.stop()
+    # One line for the first skip, none for the next ones within the minute; and none of
+    # APScheduler's own warnings (it says one per skipped run).
+    said = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith("probe=tls skipped=1 runs came due")
+    collector = CucmCollector(store, ExporterState(busy, 0.0))
+    (family,) = [
+        f for f in collector.self_families() if f.name == "cucm_exporter_probe_runs_skipped"
+    ]
+    by_probe = {s.labels["probe"]: s.value for s in family.samples if s.name.endswith("_total")}
+    assert by_probe == {"tls": store.skipped()["tls"], "directory": 0.0, "snmp": 0.0}
