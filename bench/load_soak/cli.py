@@ -15,7 +15,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = module.__doc__ or ""
         command = commands.add_parser(
             name,
-            help=doc.splitlines()[0] if doc else None,
+            help=doc.splitlines()[0].replace("%", "%%") if doc else None,  # argparse formats it
             description=doc,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

@@ -24,7 +24,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from bench.load_soak.processes import loadavg
+from bench.processes import loadavg
 
 
 class Frozen(Collector):

@@ -14,43 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
+from bench.labserver import serve, topology
+from bench.processes import exit_on_signals
 from exporter.lab import Lab
-from exporter.lab.cli import start_control
-from exporter.lab.tls import unused_port
-
-
-def topology(clusters: int, nodes: int) -> dict[str, tuple[str, ...]]:
-    """`c00: (c00-n00, ...)`: node names unique across the lab, so `?cluster=` is optional."""
-    return {f"c{c:02d}": tuple(f"c{c:02d}-n{n:02d}" for n in range(nodes)) for c in range(clusters)}
-
-
-def exit_on_signals() -> None:
-    """SIGTERM/SIGINT become SystemExit, so the `with Lab()` block still stops every node."""
-
-    def leave(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, leave)
-
-
-async def serve(lab: Lab, announcement: Mapping[str, object]) -> None:
-    """Control API up, announce, then wait for stdin to close."""
-    port = unused_port()
-    runner = await start_control(lab, "127.0.0.1", port)
-    try:
-        print(json.dumps({**announcement, "control": f"http://127.0.0.1:{port}"}), flush=True)
-        await asyncio.to_thread(sys.stdin.read)  # returns at EOF
-    finally:
-        await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     exit_on_signals()
     started = time.perf_counter()
-    layout = topology(args.clusters, args.nodes)
+    layout = topology(args.clusters, args.nodes, digits=2)  # c00-n00
     with Lab(layout, restart_downtime=args.restart_downtime) as lab:
         lab.write_exporter_config(args.config_out, interval=args.interval, timeout=args.timeout)
         announcement = {

@@ -33,20 +33,13 @@ import aiohttp
 from bench.load_soak import profile
 from bench.load_soak.control import FaultRotation, LabControl
 from bench.load_soak.processes import (
-    RESULTS,
     VARIANTS,
     Daemon,
     LabInfo,
-    LabProcess,
-    cpu_seconds,
+    add_lab_arguments,
     git_state,
-    loadavg,
-    open_fds,
-    peak_resident_bytes,
-    resident_bytes,
+    lab_process,
     tune_config,
-    utc_stamp,
-    write_json,
 )
 from bench.load_soak.scrape import (
     ACCEPTS,
@@ -56,30 +49,16 @@ from bench.load_soak.scrape import (
     samples,
     scrape_once,
 )
+from bench.processes import cpu_seconds, loadavg, open_fds, peak_resident_bytes, resident_bytes
+from bench.report import RESULTS, utc_stamp, write_json
 
-SKIPPED = "skipped: maximum number of running instances reached"  # APScheduler: still running
 MISSED = "was missed by"  # APScheduler: the loop was too busy to start the run in time
 OVERRAN = "overran its deadline"  # the exporter's guard cancelled a probe
 SELF_METRICS = ("process_resident_memory_bytes", "process_open_fds", "cucm_exporter_asyncio_tasks")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clusters", type=int, default=10)
-    parser.add_argument("--nodes", type=int, default=10, help="nodes per cluster")
-    parser.add_argument("--interval", type=float, default=10.0, help="probe interval, s")
-    parser.add_argument("--timeout", type=float, default=5.0, help="probe timeout, s")
-    parser.add_argument(
-        "--jitter",
-        type=float,
-        default=5.0,
-        help="probe jitter, s (the exporter's default for tls and directory; 0 runs every job "
-        "of a probe type at the same instant)",
-    )
-    parser.add_argument(
-        "--max-concurrent-probes",
-        type=int,
-        help="scheduler.max_concurrent_probes in the daemon's config (default: the exporter's)",
-    )
+    add_lab_arguments(parser)
     parser.add_argument("--failing", type=float, default=0.10, help="share of nodes failing")
     parser.add_argument("--rotate-every", type=float, default=5.0, help="s between rotations")
     parser.add_argument("--scrapers", type=int, default=50, help="concurrent scrapers")
@@ -142,15 +121,15 @@ class WindowMeter:
     def __init__(self, daemon: Daemon, lab_pid: int) -> None:
         self._daemon = daemon
         self._lab_pid = lab_pid
+        self._counts = self._counts_now()  # before the CPU reading: it costs a scrape
         self._wall = time.perf_counter()
         self._cpu = cpu_seconds(daemon.pid)
         self._lab_cpu = cpu_seconds(lab_pid)
-        self._counts = self._log_counts()
         self._load = loadavg()
 
-    def _log_counts(self) -> tuple[int, int, int]:
+    def _counts_now(self) -> tuple[int, int, int]:
         return (
-            self._daemon.log_count(SKIPPED),
+            self._daemon.skipped_runs(),
             self._daemon.log_count(MISSED),
             self._daemon.log_count(OVERRAN),
         )
@@ -160,7 +139,7 @@ class WindowMeter:
         cpu = cpu_seconds(self._daemon.pid) - self._cpu
         lab_cpu = cpu_seconds(self._lab_pid) - self._lab_cpu
         skipped, missed, overran = (
-            after - before for after, before in zip(self._log_counts(), self._counts, strict=True)
+            after - before for after, before in zip(self._counts_now(), self._counts, strict=True)
         )
         return Window(seconds, cpu, lab_cpu, skipped, missed, overran, self._load, loadavg())
 
@@ -429,7 +408,7 @@ def print_report(runs: list[dict[str, Any]], result: dict[str, Any], path: Path)
                     )
     print(
         "CPU% is the daemon's, of one core, while scraped; base% while only probing; lab% the "
-        "lab's while scraped. skip/bskip: runs APScheduler skipped (the job's previous run was "
+        "lab's while scraped. skip/bskip: runs the daemon skipped (the job's previous run was "
         "still going) while scraped / while only probing."
     )
     print(f"raw data: {path}")
@@ -453,8 +432,7 @@ def main(args: argparse.Namespace) -> int:
     for number in range(1, args.runs + 1):
         config = RESULTS / f"load-{stamp}-run{number}-exporter.yml"
         log = RESULTS / f"load-{stamp}-run{number}-daemon.log"
-        lab_process = LabProcess(args.clusters, args.nodes, args.interval, args.timeout, config)
-        with lab_process as lab:
+        with lab_process(args.clusters, args.nodes, args.interval, args.timeout, config) as lab:
             tune_config(lab.config, args.max_concurrent_probes, args.jitter)
             daemon = Daemon(lab.config, log, args.daemon_log_level, args.variant)
             with daemon:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.load_soak.processes import stop
+from bench.processes import stop
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 RATE = 50  # samples per second: enough over a minute, light on a 2-core machine

@@ -34,23 +34,18 @@ from typing import Any
 import aiohttp
 
 from bench.load_soak.control import TOMCAT, TVS, ControlError, LabControl, Node
-from bench.load_soak.load import MISSED, OVERRAN, SELF_METRICS, SKIPPED, environment
+from bench.load_soak.load import MISSED, OVERRAN, SELF_METRICS, environment
 from bench.load_soak.processes import (
-    RESULTS,
     Daemon,
     LabInfo,
-    LabProcess,
-    cpu_seconds,
+    add_lab_arguments,
     git_state,
-    loadavg,
-    open_fds,
-    peak_resident_bytes,
-    resident_bytes,
+    lab_process,
     tune_config,
-    utc_stamp,
-    write_json,
 )
 from bench.load_soak.scrape import Scrape, latency_summary, samples, scrape_once
+from bench.processes import cpu_seconds, loadavg, open_fds, peak_resident_bytes, resident_bytes
+from bench.report import RESULTS, utc_stamp, write_json
 from exporter.lab.directory import DirectoryFault
 from exporter.lab.snmp import AgentFault
 from exporter.lab.tls import PortFault
@@ -79,22 +74,7 @@ TRACKED = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=3600.0, help="seconds of soak")
-    parser.add_argument("--clusters", type=int, default=10)
-    parser.add_argument("--nodes", type=int, default=10, help="nodes per cluster")
-    parser.add_argument("--interval", type=float, default=10.0, help="probe interval, s")
-    parser.add_argument("--timeout", type=float, default=5.0, help="probe timeout, s")
-    parser.add_argument(
-        "--jitter",
-        type=float,
-        default=5.0,
-        help="probe jitter, s (the exporter's default for tls and directory; 0 runs every job "
-        "of a probe type at the same instant)",
-    )
-    parser.add_argument(
-        "--max-concurrent-probes",
-        type=int,
-        help="scheduler.max_concurrent_probes in the daemon's config (default: the exporter's)",
-    )
+    add_lab_arguments(parser)
     parser.add_argument("--scrape-every", type=float, default=15.0, help="s between scrapes")
     parser.add_argument("--scrape-timeout", type=float, default=10.0, help="per scrape, s")
     parser.add_argument("--report-every", type=float, default=300.0, help="s between log lines")
@@ -370,7 +350,7 @@ def finish(result: dict[str, Any], daemon: Daemon, args: argparse.Namespace) -> 
         "daemon_peak_rss_bytes": max((s["proc_peak_rss_bytes"] for s in series), default=0),
         "events": kinds,
         "control_errors": sum(not e["ok"] for e in events),
-        "skipped_runs": daemon.log_count(SKIPPED),
+        "skipped_runs": result.get("skipped_runs_before_shutdown"),
         "missed_runs": daemon.log_count(MISSED),
         "overran": daemon.log_count(OVERRAN),
         "tracebacks": daemon.log_count("Traceback"),
@@ -431,10 +411,9 @@ def main(args: argparse.Namespace) -> int:
         "events": [],
     }
     write_json(path, result)
-    lab_process = LabProcess(args.clusters, args.nodes, args.interval, args.timeout, config)
     daemon = Daemon(config, log)  # the lab writes `config` before the daemon starts
     try:
-        with lab_process as lab:
+        with lab_process(args.clusters, args.nodes, args.interval, args.timeout, config) as lab:
             tune_config(lab.config, args.max_concurrent_probes, args.jitter)
             with daemon:
                 result["lab_pid"], result["daemon_pid"] = lab.pid, daemon.pid
@@ -449,6 +428,8 @@ def main(args: argparse.Namespace) -> int:
                     asyncio.run(soak(lab, daemon, args, result, path))
                 finally:
                     result["tracebacks_before_shutdown"] = daemon.log_count("Traceback")
+                    with contextlib.suppress(OSError):  # None if the daemon no longer answers
+                        result["skipped_runs_before_shutdown"] = daemon.skipped_runs()
     finally:
         # Both processes have stopped: the daemon's shutdown is in its log too.
         result["loadavg_end"] = loadavg()

@@ -15,28 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, cast
 
 import aiohttp
-import yaml
 
+from bench.processes import cpu_seconds, loadavg
 from bench.scale import configs
-from bench.scale.processes import LabInfo, die_with_parent, loadavg, stop
+from bench.scale.processes import LabInfo
 from bench.tls_vs_blackbox import blackbox
-from bench.tls_vs_blackbox.blackbox import free_port, process_cpu_seconds
+from bench.tls_vs_blackbox.blackbox import Blackbox
 
 MODERN = "modern"
 VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 TLS_PORTS = (8443, 2445)
 WARMUP = 200
-READY_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -58,21 +54,18 @@ class BlackboxResult:
     loadavg_after: str
 
 
-def modules() -> dict[str, Any]:
-    document = blackbox.modules_config(VERSIONS)
-    modules = cast(dict[str, Any], document["modules"])
-    modules[MODERN] = {
-        "prober": "tcp",
-        "timeout": "5s",
-        "tcp": {
-            "preferred_ip_protocol": "ip4",
-            "tls": True,
-            # Ours verifies the modern handshake against the lab's CA (`ca_file`); blackbox
-            # cannot, because one module has one server name and every node has its own.
-            "tls_config": {"insecure_skip_verify": True},
-        },
-    }
-    return document
+# With the pinned modules of `blackbox.modules_config`: an unpinned handshake, Go's defaults.
+MODERN_MODULE = {
+    "prober": "tcp",
+    "timeout": "5s",
+    "tcp": {
+        "preferred_ip_protocol": "ip4",
+        "tls": True,
+        # Ours verifies the modern handshake against the lab's CA (`ca_file`); blackbox
+        # cannot, because one module has one server name and every node has its own.
+        "tls_config": {"insecure_skip_verify": True},
+    },
+}
 
 
 def probes(lab: LabInfo) -> list[Probe]:
@@ -100,61 +93,8 @@ def _policies(control: str) -> dict[tuple[str, str], tuple[float, float]]:
     }
 
 
-class BlackboxProcess:
-    """prometheus-blackbox-exporter with `modules()`, on a loopback port; stopped on exit."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self._config = directory / "scale-blackbox.yml"
-        self._log = directory / "scale-blackbox.log"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None, "blackbox is not running"
-        return self._process.pid
-
-    def __enter__(self) -> Self:
-        self._config.write_text(yaml.safe_dump(modules(), sort_keys=False))
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(
-                [
-                    blackbox.BINARY,
-                    f"--config.file={self._config}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            stop(self._process)
-
-
 class ProbeFailed(RuntimeError):
     """blackbox answered, but not as the node's policy says it must."""
-
-
-async def _wait_ready(session: aiohttp.ClientSession, base: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"{base}/-/healthy") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"blackbox not ready after {READY_TIMEOUT:g}s")
 
 
 async def _probe_all(
@@ -175,21 +115,19 @@ async def _probe_all(
 
 
 async def _measure(
-    box: BlackboxProcess, planned: Sequence[Probe], concurrency: int, lab_pid: int
+    box: Blackbox, planned: Sequence[Probe], concurrency: int, lab_pid: int
 ) -> BlackboxResult:
-    base = f"http://127.0.0.1:{box.port}"
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await _wait_ready(session, base)
-        await _probe_all(session, base, planned[:WARMUP], concurrency)
+        await _probe_all(session, box.url, planned[:WARMUP], concurrency)
         load_before = loadavg()
-        cpu, lab_cpu = process_cpu_seconds(box.pid), process_cpu_seconds(lab_pid)
+        cpu, lab_cpu = cpu_seconds(box.pid), cpu_seconds(lab_pid)
         started = time.perf_counter()
-        await _probe_all(session, base, planned, concurrency)
+        await _probe_all(session, box.url, planned, concurrency)
         wall = time.perf_counter() - started
-        cpu = process_cpu_seconds(box.pid) - cpu
-        lab_cpu = process_cpu_seconds(lab_pid) - lab_cpu
+        cpu = cpu_seconds(box.pid) - cpu
+        lab_cpu = cpu_seconds(lab_pid) - lab_cpu
     return BlackboxResult(
         concurrency=concurrency,
         handshakes=len(planned),
@@ -207,5 +145,6 @@ def measure(lab: LabInfo, concurrency: int, directory: Path) -> BlackboxResult:
     planned = probes(lab)
     expected = configs.node_count(lab.base_config()) * len(TLS_PORTS) * (len(VERSIONS) + 1)
     assert len(planned) == expected, "the plan must match a round of ours"
-    with BlackboxProcess(directory) as box:
+    # Config and log: scale-blackbox.yml and .log in `directory`, kept for a look afterwards.
+    with Blackbox(VERSIONS, directory, "scale-blackbox", {MODERN: MODERN_MODULE}) as box:
         return asyncio.run(_measure(box, planned, concurrency, lab.pid))

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.processes import loadavg
 from bench.scale import configs
 from bench.scale.exposition import probe_runs, samples
-from bench.scale.processes import Daemon, LabInfo, loadavg, write_config
+from bench.scale.processes import Daemon, LabInfo, write_config
 from bench.scale.render import FIRST_ROUND_LIMIT, wait_for_all_results
-from bench.scale.tls_round import SKIPPED
 
 TLS_INTERVAL = 60.0
 DIRECTORY_INTERVAL = 60.0
@@ -153,7 +153,7 @@ def measure(
         if not watcher.done:
             missing = sorted(set(targets) - set(watcher.seen))
             raise TimeoutError(f"never shown on /metrics: {missing}")
-        skipped = daemon.log_count(SKIPPED)
+        skipped = daemon.skipped_runs()
     return _result(changes, watcher, poll, skipped, (load_before, loadavg()))
 
 

@@ -15,26 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from bench.tls_vs_blackbox.blackbox import free_port
-from bench.tls_vs_blackbox.server import exit_on_signals
+from bench.labserver import serve, topology
+from bench.processes import exit_on_signals
 from exporter.lab import Lab
-from exporter.lab.cli import start_control
 from exporter.lab.snmp import DEFAULT_MIX
 
 PhoneMix = tuple[tuple[str, str, int], ...]
-
-
-def topology(clusters: int, nodes: int) -> dict[str, tuple[str, ...]]:
-    """`c000: (c000-n00, ...)`: node names unique across the lab, so `--cluster` is optional."""
-    return {f"c{c:03d}": tuple(f"c{c:03d}-n{n:02d}" for n in range(nodes)) for c in range(clusters)}
 
 
 def scaled_mix(phones: int, mix: PhoneMix = DEFAULT_MIX) -> PhoneMix:
@@ -49,17 +42,6 @@ def scaled_mix(phones: int, mix: PhoneMix = DEFAULT_MIX) -> PhoneMix:
 
 def phones_per_node(mix: PhoneMix) -> int:
     return sum(count for _, _, count in mix)
-
-
-async def serve(lab: Lab, config_out: Path, announcement: Mapping[str, object]) -> None:
-    """Control API up, announce, then wait for stdin to close (run in a thread)."""
-    port = free_port()
-    runner = await start_control(lab, "127.0.0.1", port)
-    try:
-        print(json.dumps({**announcement, "control": f"http://127.0.0.1:{port}"}), flush=True)
-        await asyncio.to_thread(sys.stdin.read)  # returns at EOF
-    finally:
-        await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="scale-lab-", dir=args.config_out.parent) as keys,
         Lab(
-            topology(args.clusters, args.nodes),
+            topology(args.clusters, args.nodes, digits=3),  # c000-n00: up to 1,000 clusters
             directory=Path(keys),
             phone_mix=mix,
             restart_downtime=args.restart_downtime,
@@ -92,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "start_seconds": round(time.perf_counter() - started, 2),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
-        asyncio.run(serve(lab, args.config_out, announcement))
+        asyncio.run(serve(lab, announcement))
     return 0
 
 

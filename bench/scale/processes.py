@@ -1,69 +1,24 @@
 """The processes the scale benchmark starts: the lab and the exporter daemon, each stopped on exit.
 
 Both run apart from this process, so each figure read from /proc holds one of them alone, and
-both get SIGTERM if this process dies, even by SIGKILL (which no `finally` survives).
+both get SIGTERM if this process dies, even by SIGKILL (which no `finally` survives); see
+bench/processes.py, which starts them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
-import json
-import selectors
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import yaml
 
-from bench.tls_vs_blackbox.blackbox import free_port, process_cpu_seconds
+from bench import processes
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results"
-DAEMON = Path(sys.executable).with_name("cucm-directory-exporter")
 LAB_START_TIMEOUT = 120.0  # 1,000 nodes start in ~7 s; leave room for a busy machine
-DAEMON_READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the benchmark goes away, however it goes."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def loadavg() -> str:
-    """/proc/loadavg's first three fields: other sessions share this machine."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS (resident now) and VmHWM (peak resident) of `pid`, in MiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024  # kB
-    return fields
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM, then SIGKILL if it will not go."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # --- the lab -----------------------------------------------------------------------------------
@@ -84,133 +39,21 @@ class LabInfo:
         return loaded
 
 
-class LabProcess:
+def lab_process(
+    clusters: int, nodes: int, phones: int, directory: Path
+) -> contextlib.AbstractContextManager[LabInfo]:
     """`bench.scale.labserver` in its own process; closing its stdin stops it."""
-
-    def __init__(self, clusters: int, nodes: int, phones: int, directory: Path) -> None:
-        self._command = [
-            sys.executable,
-            "-m",
-            "bench.scale.labserver",
-            f"--clusters={clusters}",
-            f"--nodes={nodes}",
-            f"--phones={phones}",
-            f"--config-out={directory / f'scale-lab-{phones}.yml'}",
-        ]
-        self._process: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> LabInfo:
-        self._process = subprocess.Popen(
-            self._command,
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=die_with_parent,
-        )
-        try:
-            announced = json.loads(_first_line(self._process, LAB_START_TIMEOUT))
-        except BaseException:
-            self._stop()
-            raise
-        announced["config"] = Path(announced["config"])
-        return LabInfo(**announced, pid=self._process.pid)
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._process is None:
-            return
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._process.stdin.close()  # the polite way: the lab stops its nodes
-        try:
-            self._process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            stop(self._process)
-
-
-def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"{process.args!r} said nothing in {timeout:g}s")
-    line = process.stdout.readline()
-    if not line:
-        raise RuntimeError(f"{process.args!r} exited early (status {process.wait()})")
-    return line
+    options = [f"--clusters={clusters}", f"--nodes={nodes}", f"--phones={phones}"]
+    options.append(f"--config-out={directory / f'scale-lab-{phones}.yml'}")
+    return processes.lab_process("bench.scale.labserver", options, LabInfo, LAB_START_TIMEOUT)
 
 
 # --- the daemon --------------------------------------------------------------------------------
 
 
-class Daemon:
-    """`cucm-directory-exporter --config.file ...` on a loopback port, logging to a file.
-
-    `command` replaces the executable, e.g. with `python -m bench.scale.experiment ...` for a
-    labelled experiment that patches the exporter before running it.
-    """
-
-    def __init__(self, config: Path, log: Path, command: list[str] | None = None) -> None:
-        self.port = free_port()
-        self.log = log
-        self._command = [
-            *(command or [str(DAEMON)]),
-            f"--config.file={config}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-        ]
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None, "the daemon is not running"
-        return self._process.pid
-
-    def __enter__(self) -> Self:
-        with self.log.open("wb") as log:
-            self._process = subprocess.Popen(
-                self._command,
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            stop(self._process)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            stop(self._process)
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + DAEMON_READY_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the daemon exited early; see {self.log}")
-            with contextlib.suppress(OSError):
-                status, _ = self.get("/-/ready")
-                if status == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"the daemon was not ready after {DAEMON_READY_TIMEOUT:g}s")
+class Daemon(processes.Daemon):
+    """The daemon (`command`: e.g. `python -m bench.scale.experiment ...` for a labelled
+    experiment), with what the scale parts read from it: scrapes, CPU, memory, idleness."""
 
     def get(self, path: str, accept: str | None = None) -> tuple[int, bytes]:
         """One GET on a fresh connection (as a Prometheus scrape after a restart would)."""
@@ -223,14 +66,10 @@ class Daemon:
             connection.close()
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.pid)
+        return processes.cpu_seconds(self.pid)
 
     def memory_mb(self) -> dict[str, float]:
-        return memory_mb(self.pid)
-
-    def log_count(self, needle: str) -> int:
-        """How many log lines contain `needle` (e.g. APScheduler's skipped-run warning)."""
-        return sum(needle in line for line in self.log.read_text(errors="replace").splitlines())
+        return processes.memory_mb(self.pid)
 
     def wait_idle(
         self, quiet_cpu: float = 0.02, window: float = 1.0, limit: float = 300.0

@@ -22,9 +22,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.processes import exit_on_signals
+from bench.report import RESULTS
 from bench.scale import configs, render
-from bench.scale.processes import RESULTS, Daemon, LabProcess, write_config
-from bench.tls_vs_blackbox.server import exit_on_signals
+from bench.scale.processes import Daemon, lab_process, write_config
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 RATE = 200  # samples per second
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_on_signals()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "scale-profile-scrape.txt"
-    with LabProcess(100, 10, args.phones, RESULTS) as lab:
+    with lab_process(100, 10, args.phones, RESULTS) as lab:
         q = render.QUIET_INTERVAL
         document = configs.all_probes(lab.base_config(), args.concurrency, q, q, q)
         config = write_config(document, RESULTS / "scale-profile.yml")

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.processes import loadavg
 from bench.scale import configs
 from bench.scale.exposition import probe_runs, samples
-from bench.scale.processes import Daemon, LabInfo, loadavg, write_config
+from bench.scale.processes import Daemon, LabInfo, write_config
 
 PROBES = ("tls", "directory", "snmp")
 QUIET_INTERVAL = 900.0  # longer than the whole part: after the first round, nothing runs

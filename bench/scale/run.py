@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
-import os
-import platform
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from bench.processes import exit_on_signals, loadavg
+from bench.report import RESULTS, ROOT, git, machine, utc_stamp, write_json
 from bench.scale import blackbox_round, detect, render, tls_round
-from bench.scale.processes import RESULTS, ROOT, LabInfo, LabProcess, loadavg
+from bench.scale.processes import LabInfo, lab_process
 from bench.tls_vs_blackbox import blackbox
-from bench.tls_vs_blackbox.server import exit_on_signals
 
 PARTS = ("tls", "render", "detect")
 TLS_INTERVAL = 60.0
@@ -97,6 +92,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parts = tuple(p for p in PARTS if p in args.parts.split(","))
     if not parts:
         parser.error(f"--parts: pick from {', '.join(PARTS)}")
+    if "detect" in parts and not 0 < args.detect_nodes <= args.clusters * args.nodes:
+        parser.error(f"--detect-nodes: 1 to {args.clusters * args.nodes} (the lab's nodes)")
     return Options(
         parts=parts,
         clusters=args.clusters,
@@ -156,7 +153,7 @@ def experiment_command(name: str) -> list[str] | None:
 
 def run_parts(options: Options) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with LabProcess(options.clusters, options.nodes, options.phones, RESULTS) as lab:
+    with lab_process(options.clusters, options.nodes, options.phones, RESULTS) as lab:
         results["lab"] = asdict(lab) | {"config": str(lab.config)}
         _say(
             f"lab up: {lab.nodes} nodes, {lab.phones_per_node} phones/node, "
@@ -169,7 +166,7 @@ def run_parts(options: Options) -> dict[str, Any]:
         if "detect" in options.parts:
             results["detect"] = timed(part_detect, lab, options)
     if "render" in options.parts and options.small_phones:
-        with LabProcess(options.clusters, options.nodes, options.small_phones, RESULTS) as small:
+        with lab_process(options.clusters, options.nodes, options.small_phones, RESULTS) as small:
             results["render"].append(timed(part_render, small, options))
     return results
 
@@ -249,37 +246,13 @@ def _parts(results: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def environment() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    models = [
-        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
-    ]
     return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_model": models[0] if models else "unknown",
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **machine(),
         "openssl": ssl.OPENSSL_VERSION,
         "blackbox_exporter": blackbox.version_string(),
-        "git": _git("rev-parse", "--short", "HEAD"),
-        "git_dirty_files": _git("status", "--porcelain", "exporter").splitlines(),
+        "git": git("rev-parse", "--short", "HEAD").strip(),
+        "git_dirty_files": git("status", "--porcelain", "exporter").strip().splitlines(),
     }
-
-
-def _git(*args: str) -> str:
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    return ""
-
-
-def write_json(report: Mapping[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"scale-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
 
 
 def _say(line: str) -> None:
@@ -309,5 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verdicts": verdicts(results, options),
     }
     print("\n".join(report["verdicts"]))
-    print(f"\nwritten: {write_json(report).relative_to(ROOT)}")
+    path = write_json(RESULTS / f"scale-{utc_stamp()}.json", report)
+    print(f"\nwritten: {path.relative_to(ROOT)}")
     return 0

@@ -10,8 +10,9 @@ round, one interval later, is measured:
 * wall: from the round's scheduled instant to the end of its last run, from
   cucm_probe_last_run_timestamp_seconds + cucm_probe_duration_seconds of every node (one
   scrape after the CPU window closed).
-* overrun: the round must end before the next one is due, and APScheduler must not have
-  skipped a run because the previous one was still going (its warning in the daemon's log).
+* overrun: the round must end before the next one is due, and the daemon must not have
+  skipped a run because the previous one was still going (cucm_exporter_probe_runs_skipped_total,
+  read after the CPU window).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.processes import cpu_seconds, loadavg
+from bench.report import RESULTS
 from bench.scale import configs
 from bench.scale.exposition import ProbeRunInfo, probe_runs
-from bench.scale.processes import RESULTS, Daemon, LabInfo, loadavg, write_config
-from bench.tls_vs_blackbox.blackbox import process_cpu_seconds
+from bench.scale.processes import Daemon, LabInfo, write_config
 
-SKIPPED = "maximum number of running instances reached"  # APScheduler's warning
 MISSED = "was missed by"  # APScheduler: a run started later than misfire_grace_time allows
 LEAD = 3.0  # read the CPU this long before the measured round is due
 
@@ -85,11 +86,11 @@ def measure(lab: LabInfo, concurrency: int, interval: float, directory: Path) ->
         scheduled = min(run.started for run in warmup) + interval
         time.sleep(max(0.0, scheduled - LEAD - time.time()))
         load_before, cpu_before = loadavg(), daemon.cpu_seconds()
-        lab_before = process_cpu_seconds(lab.pid)
+        lab_before = cpu_seconds(lab.pid)
         # Past the due time first, or the idle check would see the calm before the round.
         time.sleep(max(0.0, scheduled + 1.0 - time.time()))
         cpu_after = daemon.wait_idle(limit=interval)
-        lab_cpu = process_cpu_seconds(lab.pid) - lab_before
+        lab_cpu = cpu_seconds(lab.pid) - lab_before
         load_after = loadavg()
         runs = wait_for_round(daemon, nodes, since=scheduled - 1.0, limit=interval)
         return _result(
@@ -131,7 +132,7 @@ def _result(
         run_duration_max=durations[-1],
         failed_runs=sum(not run.success for run in runs),
         overran=end >= scheduled + interval,
-        skipped_warnings=daemon.log_count(SKIPPED),
+        skipped_warnings=daemon.skipped_runs(),
         missed_warnings=daemon.log_count(MISSED),
         warmup_wall_seconds=warmup_wall,
         loadavg_before=loads[0],

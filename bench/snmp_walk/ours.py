@@ -23,14 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import cProfile
 import hashlib
 import json
-import resource
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ from typing import Any
 from pydantic import SecretStr
 from pysnmp.hlapi.v3arch.asyncio import CommunityData, SnmpEngine, UdpTransportTarget
 
+from bench.processes import Clock, profiled
 from bench.snmp_walk.whatif import RawV2cSession
 from exporter.config import NodeConfig, SnmpCredentials, SnmpProbeConfig
 from exporter.probes.snmp import (
@@ -60,20 +57,6 @@ COLUMNS: Mapping[str, Oid] = {"product_name": PRODUCT_NAMES, **PHONE_COLUMNS}
 
 class BenchError(RuntimeError):
     """The probe did not do what the benchmark needs; its figures would be meaningless."""
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Wall and CPU readings of this process (every thread)."""
-
-    wall: float
-    user: float
-    system: float
-
-    @classmethod
-    def now(cls) -> Clock:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return cls(time.perf_counter(), usage.ru_utime, usage.ru_stime)
 
 
 @dataclass(frozen=True)
@@ -136,21 +119,6 @@ class Sessions:
             raw.close()
 
 
-@contextlib.contextmanager
-def profiled(path: Path | None) -> Iterator[None]:
-    """cProfile the block into `path` (figures then include the profiler's own cost)."""
-    if path is None:
-        yield
-        return
-    profiler = cProfile.Profile(time.process_time)  # CPU, not wall: waiting is free
-    profiler.enable()
-    try:
-        yield
-    finally:
-        profiler.disable()
-        profiler.dump_stats(path)
-
-
 async def timed_poll(
     probe: SnmpProbe,
     target: NodeConfig,
@@ -166,10 +134,11 @@ async def timed_poll(
     if result.outcome is not SnmpOutcome.OK:
         raise BenchError(f"poll failed: {result.outcome.name}: {result.detail}")
     phones = result.phones or ()
+    wall, user, system = end.since(start)
     poll = Poll(
-        wall_seconds=end.wall - start.wall,
-        user_seconds=end.user - start.user,
-        system_seconds=end.system - start.system,
+        wall_seconds=wall,
+        user_seconds=user,
+        system_seconds=system,
         requests=result.requests,
         walked=result.walked,
         phones=len(phones),

@@ -17,27 +17,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import importlib.metadata
 import json
 import os
-import platform
-import selectors
 import statistics
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from bench.processes import Announcing, cpu_seconds, exit_on_signals, run_driver
+from bench.report import RESULTS, ROOT, git, machine, utc_stamp, write_json
 from bench.snmp_walk import netsnmp, profile
 from bench.snmp_walk.ours import COLUMNS
-from bench.tls_vs_blackbox.blackbox import process_cpu_seconds
-from bench.tls_vs_blackbox.server import exit_on_signals
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results"
 AGENT_START_TIMEOUT = 60.0  # building 100,000 table entries takes a few seconds
 AGENT_REPLY_TIMEOUT = 10.0
 DRIVER_TIMEOUT = 600.0  # a profiled R=5 poll takes minutes
@@ -78,50 +71,20 @@ class AgentProcess:
 
     def __init__(self, phones: int) -> None:
         command = [sys.executable, "-m", "bench.snmp_walk.server", "--phones", str(phones)]
-        self._process = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        self._server = Announcing(
+            command, AGENT_START_TIMEOUT, name="the SNMP agent", linger=10, stop_timeout=5
         )
-        try:
-            self.agent = Agent(**json.loads(self._line(AGENT_START_TIMEOUT)))
-        except BaseException:
-            self.stop()
-            raise
+        self.agent = Agent(**self._server.start())
 
     def usage(self) -> AgentUsage:
         """CPU the agent has used so far and the PDUs it has answered."""
-        assert self._process.stdin is not None
-        self._process.stdin.write("requests\n")
-        self._process.stdin.flush()
-        requests = json.loads(self._line(AGENT_REPLY_TIMEOUT))["requests"]
-        return AgentUsage(process_cpu_seconds(self.agent.pid), requests)
-
-    def _line(self, timeout: float) -> str:
-        assert self._process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout):
-                raise TimeoutError(f"the SNMP agent said nothing in {timeout:g}s")
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the SNMP agent exited early (status {self._process.wait()})")
-        return line
+        self._server.send("requests")
+        requests = json.loads(self._server.line(AGENT_REPLY_TIMEOUT))["requests"]
+        return AgentUsage(cpu_seconds(self.agent.pid), requests)
 
     def stop(self) -> None:
         """Close its stdin (it stops at EOF); SIGTERM, then SIGKILL, if it lingers."""
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._process.stdin.close()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        self._server.stop()
 
 
 @contextlib.contextmanager
@@ -141,13 +104,7 @@ def drive_ours(agent: Agent, max_repetitions: int, *extra: str) -> dict[str, Any
     command = [sys.executable, "-m", "bench.snmp_walk.ours", "--address", agent.address]
     command += ["--port", str(agent.port), "--community", agent.community]
     command += ["--max-repetitions", str(max_repetitions), *extra]
-    # run() kills the driver if it overruns or if we are interrupted.
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=DRIVER_TIMEOUT, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"our driver failed ({done.returncode}):\n{done.stderr}")
-    report: dict[str, Any] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(run_driver(command, DRIVER_TIMEOUT))
     return report
 
 
@@ -416,16 +373,8 @@ def verdicts(
 
 
 def environment() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    models = [
-        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
-    ]
     return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_model": models[0] if models else "unknown",
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **machine(),
         "pysnmp": importlib.metadata.version("pysnmp"),
         "pyasn1": importlib.metadata.version("pyasn1"),
         "net_snmp": netsnmp.version_string(),
@@ -437,28 +386,11 @@ def environment() -> dict[str, Any]:
 
 def source_state() -> dict[str, Any]:
     """Which exporter code was measured: the commit, and files under exporter/ changed since."""
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
-            )
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return done.stdout
-
     changed = git("status", "--porcelain", "--", "exporter").splitlines()  # "XY path"
     return {
         "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
         "uncommitted": [line[3:] for line in changed],
     }
-
-
-def write_json(report: dict[str, Any], stamp: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"snmp_walk-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
 
 
 # --- entry -------------------------------------------------------------------------------------
@@ -508,7 +440,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     exit_on_signals()  # a SIGTERM must still stop the agent and any child
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     env = environment()
     samples: list[Sample] = []
     polls: list[UnchangedPoll] = []
@@ -587,5 +519,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The benchmark itself keeps about one core busy; more means something else ran too.
     busy = " (something else was running: wall times are suspect)" if end_load > 1.5 else ""
     print(f"\nload average (1 min) at start {start_load:.2f}, at end {end_load:.2f}{busy}")
-    print(f"written: {write_json(report, stamp).relative_to(ROOT)}")
+    path = write_json(RESULTS / f"snmp_walk-{stamp}.json", report)
+    print(f"written: {path.relative_to(ROOT)}")
     return 0

@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bench.tls_vs_blackbox.server import exit_on_signals
+from bench.processes import exit_on_signals
 from exporter.lab.snmp import (
     DEFAULT_MIX,
     CcmAgent,

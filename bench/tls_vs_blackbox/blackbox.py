@@ -9,30 +9,25 @@ measures that floor so the report can show how much of the figure is the handsha
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import yaml
+
+from bench.processes import Service, cpu_seconds
 
 BINARY = "prometheus-blackbox-exporter"
 TCP_CONNECT = "tcp_connect"  # the module that does no TLS: the HTTP + prober floor
 # blackbox's tls_config names for our version values.
 GO_VERSIONS = {"1.0": "TLS10", "1.1": "TLS11", "1.2": "TLS12", "1.3": "TLS13"}
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 10.0
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def module_name(version: str) -> str:
@@ -40,7 +35,10 @@ def module_name(version: str) -> str:
     return "tls" + version.replace(".", "")
 
 
-def modules_config(versions: Sequence[str]) -> dict[str, object]:
+def modules_config(
+    versions: Sequence[str], extra: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """tcp_connect, one module per pinned version, then `extra` (more modules by name)."""
     modules: dict[str, object] = {
         TCP_CONNECT: {"prober": "tcp", "timeout": "5s", "tcp": {"preferred_ip_protocol": "ip4"}}
     }
@@ -60,6 +58,7 @@ def modules_config(versions: Sequence[str]) -> dict[str, object]:
                 },
             },
         }
+    modules.update(extra or {})
     return {"modules": modules}
 
 
@@ -76,21 +75,6 @@ def version_string() -> str:
     return "; ".join(wanted)
 
 
-def free_port() -> int:
-    """A loopback port the kernel just handed out (released at once; a race we accept)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of `pid`, dead ones included (proc(5) fields 14, 15)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 @dataclass(frozen=True)
 class ProbeBatch:
     module: str
@@ -104,73 +88,30 @@ class ProbeFailed(RuntimeError):
     """blackbox answered, but not with the success the batch expects."""
 
 
-class Blackbox:
+class Blackbox(Service):
     """A blackbox_exporter process on a loopback port, stopped on exit whatever happens."""
 
-    def __init__(self, versions: Sequence[str], directory: Path) -> None:
-        """Config and log go to `directory` (bench/results/): kept for a look afterwards."""
-        self._versions = list(versions)
-        self._config_file = directory / "blackbox.yml"
-        self._log_file = directory / "blackbox.log"
-        self.port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
+    name = "blackbox"
+    ready_path = "/-/healthy"
+    ready_timeout = READY_TIMEOUT
+    ready_pause = 0.05
+    stop_timeout = 5.0
 
-    @property
-    def pid(self) -> int:
-        assert self._process is not None, "blackbox is not running"
-        return self._process.pid
+    def __init__(
+        self,
+        versions: Sequence[str],
+        directory: Path,
+        stem: str = "blackbox",
+        extra_modules: Mapping[str, object] | None = None,
+    ) -> None:
+        """Config and log go to `directory` (bench/results/) as `<stem>.yml` and `<stem>.log`:
+        kept for a look afterwards. The modules: `modules_config(versions, extra_modules)`."""
+        super().__init__([BINARY], directory / f"{stem}.yml", directory / f"{stem}.log")
+        self._modules = modules_config(versions, extra_modules)
 
     def __enter__(self) -> Self:
-        config = yaml.safe_dump(modules_config(self._versions), sort_keys=False)
-        self._config_file.write_text(config)
-        with self._log_file.open("wb") as log:
-            self._process = subprocess.Popen(
-                [
-                    BINARY,
-                    f"--config.file={self._config_file}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"blackbox exited early; see {self._log_file}")
-            with contextlib.suppress(OSError), self._connection() as connection:
-                connection.request("GET", "/-/healthy")
-                if connection.getresponse().status == 200:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"blackbox not ready after {READY_TIMEOUT:g}s; see {self._log_file}")
-
-    def _stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        self.config.write_text(yaml.safe_dump(self._modules, sort_keys=False))
+        return super().__enter__()
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[http.client.HTTPConnection]:
@@ -203,10 +144,10 @@ class Blackbox:
         scrapes), timing blackbox's CPU across the loop alone."""
         version = _module_version(module)
         self._probe_many(target, module, warmup, concurrency, version)
-        cpu_before, wall_before = process_cpu_seconds(self.pid), time.perf_counter()
+        cpu_before, wall_before = cpu_seconds(self.pid), time.perf_counter()
         self._probe_many(target, module, count, concurrency, version)
         wall = time.perf_counter() - wall_before
-        cpu = process_cpu_seconds(self.pid) - cpu_before
+        cpu = cpu_seconds(self.pid) - cpu_before
         return ProbeBatch(module, concurrency, count, wall, cpu)
 
     def _probe_many(
@@ -242,13 +183,6 @@ class Blackbox:
             thread.join()
         if failures:
             raise failures[0]
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the benchmark dies, even by SIGKILL, which no
-    `finally` survives. Linux only, like the /proc reading above."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _module_version(module: str) -> str | None:

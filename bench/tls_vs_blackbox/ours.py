@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import cProfile
 import json
-import resource
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
+from bench.processes import Clock, profiled
 from exporter.config import NodeConfig, TlsProbeConfig, parse_config
 from exporter.probes.tls import open_tls, pinned_context, probe_tls
 from exporter.results import HandshakeOutcome, TlsProbeResult, TlsVersion
@@ -73,23 +70,6 @@ class BenchError(RuntimeError):
 
 
 # --- measurement ---------------------------------------------------------------------------
-
-
-@dataclass
-class Clock:
-    """Wall and CPU readings of this process (every thread; asyncio may use a pool)."""
-
-    wall: float
-    user: float
-    system: float
-
-    @classmethod
-    def now(cls) -> Clock:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return cls(time.perf_counter(), usage.ru_utime, usage.ru_stime)
-
-    def since(self, start: Clock) -> tuple[float, float, float]:
-        return self.wall - start.wall, self.user - start.user, self.system - start.system
 
 
 async def run_concurrently(
@@ -186,21 +166,6 @@ def check_sweep(result: TlsProbeResult, negotiated: dict[str, int]) -> None:
             name = handshake.negotiated.value if handshake.negotiated else "?"
             key = f"TLS {name} {handshake.cipher}"
             negotiated[key] = negotiated.get(key, 0) + 1
-
-
-@contextlib.contextmanager
-def profiled(path: Path | None) -> Iterator[None]:
-    """cProfile the timed loop into `path` (figures then include the profiler's own cost)."""
-    if path is None:
-        yield
-        return
-    profiler = cProfile.Profile(time.process_time)  # CPU, not wall: waiting is free
-    profiler.enable()
-    try:
-        yield
-    finally:
-        profiler.disable()
-        profiler.dump_stats(path)
 
 
 # --- batches -----------------------------------------------------------------------------

@@ -16,28 +16,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
-import os
-import platform
-import selectors
 import ssl
 import statistics
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from bench.processes import Announcing, exit_on_signals, run_driver
+from bench.report import RESULTS, ROOT, machine, utc_stamp, write_json
 from bench.tls_vs_blackbox import blackbox
 from bench.tls_vs_blackbox.blackbox import Blackbox
-from bench.tls_vs_blackbox.server import exit_on_signals
 from exporter.probes.tls import open_tls, pinned_context
 from exporter.results import TlsVersion
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results"
 ALL_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 SERVER_START_TIMEOUT = 30.0
 DRIVER_TIMEOUT = 300.0
@@ -91,53 +84,17 @@ def tls_server(min_version: str, max_version: str) -> Iterator[Server]:
     """The lab node in its own process; closing its stdin (or SIGTERM) stops it."""
     command = [sys.executable, "-m", "bench.tls_vs_blackbox.server"]
     command += ["--min", min_version, "--max", max_version]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        yield Server(**json.loads(_first_line(process)))
-    finally:
-        _stop(process)
-
-
-def _first_line(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(SERVER_START_TIMEOUT):
-            raise TimeoutError(f"the TLS server said nothing in {SERVER_START_TIMEOUT:g}s")
-    line = process.stdout.readline()
-    if not line:
-        raise RuntimeError(f"the TLS server exited early (status {process.wait()})")
-    return line
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.stdin is not None:
-        with contextlib.suppress(OSError):
-            process.stdin.close()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with Announcing(
+        command, SERVER_START_TIMEOUT, name="the TLS server", linger=10, stop_timeout=5
+    ) as server:
+        yield Server(**server.announcement)
 
 
 def drive_ours(server: Server, args: list[str]) -> list[dict[str, Any]]:
     """Run `ours.py` (a fresh process, so nothing of ours runs in the timed one but the probe)."""
     command = [sys.executable, "-m", "bench.tls_vs_blackbox.ours", "--port", str(server.port)]
     command += ["--address", server.address, "--server-name", server.server_name, *args]
-    # run() kills the driver if it overruns or if we are interrupted.
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=DRIVER_TIMEOUT, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"our driver failed ({done.returncode}):\n{done.stderr}")
-    return [json.loads(line) for line in done.stdout.splitlines()]
+    return [json.loads(line) for line in run_driver(command, DRIVER_TIMEOUT).splitlines()]
 
 
 # --- which versions can be compared --------------------------------------------------------
@@ -370,27 +327,11 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
 
 
 def environment() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    models = [
-        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
-    ]
     return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_model": models[0] if models else "unknown",
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **machine(),
         "openssl": ssl.OPENSSL_VERSION,
         "blackbox_exporter": blackbox.version_string(),
     }
-
-
-def write_json(report: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"tls_vs_blackbox-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
 
 
 # --- entry ---------------------------------------------------------------------------------
@@ -469,5 +410,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratios_per_run": per_run,
         "samples": [asdict(sample) for sample in samples],
     }
-    print(f"\nwritten: {write_json(report).relative_to(ROOT)}")
+    path = write_json(RESULTS / f"tls_vs_blackbox-{utc_stamp()}.json", report)
+    print(f"\nwritten: {path.relative_to(ROOT)}")
     return 0

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 
+from bench.processes import exit_on_signals
 from exporter.lab import Lab
 from exporter.lab.tls import VERSIONS
 
@@ -28,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min", dest="min_version", default="1.0", choices=list(VERSIONS))
     parser.add_argument("--max", dest="max_version", default="1.3", choices=list(VERSIONS))
     args = parser.parse_args(argv)
-    exit_on_signals()
+    exit_on_signals()  # SystemExit: the `with` block still stops the lab, removes its files
     with Lab(topology={"bench": (NODE,)}, restart_downtime=0.0) as lab:
         # A lab node starts as CUCM's default (1.0-1.2); widen or narrow it before announcing.
         state = lab.set_tls_policy(NODE, args.min_version, args.max_version)
@@ -42,17 +41,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(announcement), flush=True)
         sys.stdin.read()  # returns at EOF: the benchmark closed our stdin or went away
     return 0
-
-
-def exit_on_signals() -> None:
-    """Turn SIGTERM/SIGINT into SystemExit, so `with` blocks still stop what they started
-    (here: the lab and its temporary files)."""
-
-    def leave(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, leave)
 
 
 if __name__ == "__main__":
