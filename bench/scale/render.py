@@ -37,11 +37,16 @@ PROMETHEUS_ACCEPT = (
     "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 )
 FORMATS = {"text": None, "openmetrics": PROMETHEUS_ACCEPT}
+# Scrapes less than EXPOSITION_MAX_AGE (1 s) apart are served the previous body
+# (exporter/server.py): a "rendered" scrape waits this long after the previous one ended, so
+# that each one renders /metrics as a Prometheus scraping every 15-60 s would have it rendered.
+RENDER_SPACING = 1.3
 
 
 @dataclass(frozen=True)
 class ScrapeStats:
     format: str
+    spacing_seconds: float  # 0: back to back (served from the body cache); else each renders
     scrapes: int
     median_ms: float
     p99_ms: float
@@ -93,14 +98,16 @@ def wait_for_all_results(
             raise TimeoutError(f"results after {limit:g}s: {counts} of {nodes} nodes each")
 
 
-def scrape_many(daemon: Daemon, fmt: str, count: int) -> ScrapeStats:
-    """`count` scrapes back to back, each on a fresh connection; wall per scrape, CPU over all."""
+def scrape_many(daemon: Daemon, fmt: str, count: int, spacing: float = 0.0) -> ScrapeStats:
+    """`count` scrapes, each on a fresh connection, `spacing` seconds after the previous one
+    ended (0: back to back); wall per scrape, the daemon's CPU over all (it idles between)."""
     accept = FORMATS[fmt]
     daemon.get("/metrics", accept)  # warm: the first render after the round fills caches
     walls, body = [], b""
     load = loadavg()
     cpu = daemon.cpu_seconds()
     for _ in range(count):
+        time.sleep(spacing)
         started = time.perf_counter()
         status, body = daemon.get("/metrics", accept)
         walls.append(time.perf_counter() - started)
@@ -111,6 +118,7 @@ def scrape_many(daemon: Daemon, fmt: str, count: int) -> ScrapeStats:
     lines = body.count(b"\n")
     return ScrapeStats(
         format=fmt,
+        spacing_seconds=spacing,
         scrapes=count,
         median_ms=1000 * statistics.median(walls),
         p99_ms=1000 * walls[min(len(walls) - 1, round(0.99 * (len(walls) - 1)))],
@@ -127,12 +135,12 @@ def scrape_many(daemon: Daemon, fmt: str, count: int) -> ScrapeStats:
 def measure(
     lab: LabInfo,
     concurrency: int,
-    scrapes: Mapping[str, int],
+    scrapes: Mapping[tuple[str, float], int],
     directory: Path,
     experiment: list[str] | None = None,
 ) -> ScaleResult:
-    """`scrapes`: how many scrapes per format. `experiment`: a command that runs the daemon
-    patched (bench/scale/experiment.py), for a labelled what-if."""
+    """`scrapes`: how many scrapes per format and spacing (see `scrape_many`). `experiment`: a
+    command that runs the daemon patched (bench/scale/experiment.py), for a labelled what-if."""
     document = configs.all_probes(
         lab.base_config(), concurrency, QUIET_INTERVAL, QUIET_INTERVAL, QUIET_INTERVAL
     )
@@ -148,7 +156,11 @@ def measure(
         _, body = daemon.get("/metrics")
         phones = int(sum(s.value for s in samples(body, ["cucm_phones"])))
         before = daemon.memory_mb()
-        stats = [scrape_many(daemon, fmt, count) for fmt, count in scrapes.items() if count]
+        stats = [
+            scrape_many(daemon, fmt, count, spacing)
+            for (fmt, spacing), count in scrapes.items()
+            if count
+        ]
         after = daemon.memory_mb()
     return ScaleResult(
         phones_per_node=lab.phones_per_node,
@@ -170,6 +182,7 @@ def as_rows(result: ScaleResult) -> list[dict[str, Any]]:
         {
             "phones/node": result.phones_per_node,
             "format": s.format,
+            "spacing s": s.spacing_seconds,
             "median ms": f"{s.median_ms:.0f}",
             "p99 ms": f"{s.p99_ms:.0f}",
             "CPU ms": f"{s.cpu_ms_per_scrape:.0f}",
