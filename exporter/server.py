@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gzip
 import html
 import ssl
 import time
@@ -29,6 +30,10 @@ Reloader = Callable[[], Awaitable[str | None]]
 # when a probe run ends, so nothing is lost, and concurrent scrapers cannot take the event loop
 # from the probes (bench/README.md, "Load and soak").
 EXPOSITION_MAX_AGE = 1.0
+
+# /metrics is gzipped for clients that ask (Prometheus does): at a thousand nodes 9.6 MB
+# become ~0.6 MB. The fastest level: compression runs on the event loop, once per rendering.
+GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class ExporterApp:
         self._state = state
         self._exposition = exposition
         # Accept -> (when rendered, the state it showed, body, content type)
-        self._bodies: dict[str, tuple[float, tuple[object, ...], bytes, str]] = {}
+        self._bodies: dict[tuple[str, bool], tuple[float, tuple[object, ...], bytes, str]] = {}
         self._auth = BasicAuth({})
         self._headers: dict[str, str] = {}
         self.ready = False
@@ -114,33 +119,35 @@ class ExporterApp:
 
     async def metrics(self, request: web.Request) -> web.Response:
         accept = request.headers.get("Accept", "")
-        if self._exposition is not None:
-            shown = self._state_shown()
-            held = self._bodies.get(accept)
-            if (
-                held is not None
-                and held[1] == shown  # a reload (or a failed one) shows at once
-                and time.monotonic() - held[0] < EXPOSITION_MAX_AGE
-            ):
-                return web.Response(body=held[2], headers={"Content-Type": held[3]})
+        compress = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        if self._exposition is None:
+            encoder, content_type = choose_encoder(accept)
+            return _exposition_response(
+                _encoded(encoder(self._registry), compress), content_type, compress
+            )
+        key = (accept, compress)
+        shown = self._state_shown()
+        held = self._bodies.get(key)
+        if (
+            held is None
+            or held[1] != shown  # a reload (or a failed one) shows at once
+            or time.monotonic() - held[0] >= EXPOSITION_MAX_AGE
+        ):
             config = self._state.config if self._state is not None else None
             body, content_type = self._exposition.render(accept, config)
             if len(self._bodies) > 8:  # Accept headers are few in practice; never unbounded
                 self._bodies.clear()
-            held = (time.monotonic(), shown, body, content_type)
-            self._bodies[accept] = held
+            held = (time.monotonic(), shown, _encoded(body, compress), content_type)
+            self._bodies[key] = held
             # Let go of the body once it is stale: at a thousand nodes it is ~10 MB.
-            asyncio.get_running_loop().call_later(
-                EXPOSITION_MAX_AGE, self._forget_body, accept, held
-            )
-        else:
-            encoder, content_type = choose_encoder(accept)
-            body = encoder(self._registry)
-        return web.Response(body=body, headers={"Content-Type": content_type})
+            asyncio.get_running_loop().call_later(EXPOSITION_MAX_AGE, self._forget_body, key, held)
+        return _exposition_response(held[2], held[3], compress)
 
-    def _forget_body(self, accept: str, held: tuple[float, tuple[object, ...], bytes, str]) -> None:
-        if self._bodies.get(accept) is held:
-            del self._bodies[accept]
+    def _forget_body(
+        self, key: tuple[str, bool], held: tuple[float, tuple[object, ...], bytes, str]
+    ) -> None:
+        if self._bodies.get(key) is held:
+            del self._bodies[key]
 
     def _state_shown(self) -> tuple[object, ...]:
         """What of the exporter's own state /metrics shows: its config and last reload."""
@@ -274,3 +281,27 @@ async def serve(
     site = web.TCPSite(runner, address.host, address.port, ssl_context=ssl_context)
     await site.start()
     return runner
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header takes gzip (and does not refuse it with q=0)."""
+    for offer in accept_encoding.split(","):
+        coding, _, parameters = offer.partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip"):
+            quality = parameters.strip().lower().removeprefix("q=")
+            try:
+                return not parameters.strip() or float(quality) > 0
+            except ValueError:
+                return True  # a malformed weight: take the offer rather than refuse it
+    return False
+
+
+def _encoded(body: bytes, compress: bool) -> bytes:
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else body
+
+
+def _exposition_response(body: bytes, content_type: str, compressed: bool) -> web.Response:
+    headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
+    if compressed:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)

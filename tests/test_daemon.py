@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import signal
 import subprocess
 import sys
@@ -134,6 +135,35 @@ def test_metrics_pass_promtool_and_follow_a_policy_change(daemon: Daemon, lab: L
     finally:
         lab.set_tls_policy("cucm-pub", "1.0")
     print(f"policy change visible on /metrics after {waited:.2f}s")
+
+
+def test_metrics_are_gzipped_for_clients_that_ask(daemon: Daemon) -> None:
+    """Prometheus sends Accept-Encoding: gzip; at a thousand nodes that is 9.6 MB vs 0.6 MB."""
+
+    def scrape(accept_encoding: str) -> tuple[dict[str, str], bytes]:
+        request = urllib.request.Request(
+            daemon.base + "/metrics", headers={"Accept-Encoding": accept_encoding}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return dict(response.headers), response.read()
+
+    wait_for(lambda: daemon.sample("cucm_probe_success") is not None, 10, "a first probe run")
+    headers, body = scrape("gzip, deflate")
+    assert headers["Content-Encoding"] == "gzip"
+    assert headers["Vary"] == "Accept-Encoding"
+    text = gzip.decompress(body)
+    promtool_check_metrics(text)
+    plain_headers, plain = scrape("identity")
+    assert "Content-Encoding" not in plain_headers
+    assert plain_headers["Vary"] == "Accept-Encoding"
+    assert families(text) == families(plain)
+    assert b"cucm_tls_min_version{" in text
+    refused_headers, _ = scrape("gzip;q=0, identity")
+    assert "Content-Encoding" not in refused_headers
+
+
+def families(exposition: bytes) -> set[str]:
+    return {family.name for family in text_string_to_metric_families(exposition.decode())}
 
 
 def test_broken_reload_keeps_serving_the_running_config(daemon: Daemon) -> None:

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.results import ProbeRun
-from exporter.server import ExporterApp, ListenAddress
+from exporter.server import ExporterApp, ListenAddress, accepts_gzip
 from exporter.store import ResultStore
 
 
@@ -48,3 +48,22 @@ def test_history_keeps_failures_longer_than_successes() -> None:
         store.put(ProbeRun("c", "n", "tls", float(second), 0.1, True, "ok"))
     history = store.history()
     assert [r.started for r in history] == [7.0, 6.0, 5.0, 1.0]  # newest first, failure kept
+
+
+@pytest.mark.parametrize(
+    ("header", "taken"),
+    [
+        ("gzip", True),
+        ("gzip, deflate", True),  # Prometheus, Python's and Go's clients
+        ("deflate, GZIP;q=0.5", True),
+        ("x-gzip", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, identity", False),
+        ("identity", False),
+        ("", False),
+        ("br, deflate", False),
+        ("gzip;q=oops", True),  # a malformed weight does not refuse the offer
+    ],
+)
+def test_gzip_is_taken_when_offered(header: str, taken: bool) -> None:
+    assert accepts_gzip(header) is taken
