@@ -55,11 +55,15 @@ class Daemon(processes.Daemon):
     """The daemon (`command`: e.g. `python -m bench.scale.experiment ...` for a labelled
     experiment), with what the scale parts read from it: scrapes, CPU, memory, idleness."""
 
-    def get(self, path: str, accept: str | None = None) -> tuple[int, bytes]:
-        """One GET on a fresh connection (as a Prometheus scrape after a restart would)."""
+    def get(
+        self, path: str, accept: str | None = None, accept_encoding: str | None = None
+    ) -> tuple[int, bytes]:
+        """One GET on a fresh connection (as a Prometheus scrape after a restart would); the
+        body as it came over the wire (gzipped if `accept_encoding` asked for it)."""
+        headers = {"Accept": accept or "", "Accept-Encoding": accept_encoding or ""}
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            connection.request("GET", path, headers={"Accept": accept} if accept else {})
+            connection.request("GET", path, headers={k: v for k, v in headers.items() if v})
             response = connection.getresponse()
             return response.status, response.read()
         finally:

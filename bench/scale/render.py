@@ -36,7 +36,12 @@ PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=0.0.1;q=0.4,"
     "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 )
-FORMATS = {"text": None, "openmetrics": PROMETHEUS_ACCEPT}
+# Format -> (Accept, Accept-Encoding). "prometheus" is what Prometheus sends: OpenMetrics, gzip.
+FORMATS: dict[str, tuple[str | None, str | None]] = {
+    "text": (None, None),
+    "openmetrics": (PROMETHEUS_ACCEPT, None),
+    "prometheus": (PROMETHEUS_ACCEPT, "gzip"),
+}
 # Scrapes less than EXPOSITION_MAX_AGE (1 s) apart are served the previous body
 # (exporter/server.py): a "rendered" scrape waits this long after the previous one ended, so
 # that each one renders /metrics as a Prometheus scraping every 15-60 s would have it rendered.
@@ -53,7 +58,8 @@ class ScrapeStats:
     max_ms: float
     cpu_ms_per_scrape: float
     bytes: int
-    gzip_bytes: int  # what it would be compressed (the daemon does not compress)
+    gzip_bytes: int  # what it would be at gzip level 6, for comparison
+    wire_bytes: int  # what came over the wire: the daemon gzips when asked (level 1)
     lines: int
     samples: int
     loadavg: str
@@ -101,20 +107,21 @@ def wait_for_all_results(
 def scrape_many(daemon: Daemon, fmt: str, count: int, spacing: float = 0.0) -> ScrapeStats:
     """`count` scrapes, each on a fresh connection, `spacing` seconds after the previous one
     ended (0: back to back); wall per scrape, the daemon's CPU over all (it idles between)."""
-    accept = FORMATS[fmt]
-    daemon.get("/metrics", accept)  # warm: the first render after the round fills caches
-    walls, body = [], b""
+    accept, encoding = FORMATS[fmt]
+    daemon.get("/metrics", accept, encoding)  # warm: the first render after the round
+    walls, wire = [], b""
     load = loadavg()
     cpu = daemon.cpu_seconds()
     for _ in range(count):
         time.sleep(spacing)
         started = time.perf_counter()
-        status, body = daemon.get("/metrics", accept)
+        status, wire = daemon.get("/metrics", accept, encoding)
         walls.append(time.perf_counter() - started)
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
     cpu = daemon.cpu_seconds() - cpu
     walls.sort()
+    body = gzip.decompress(wire) if encoding else wire
     lines = body.count(b"\n")
     return ScrapeStats(
         format=fmt,
@@ -126,6 +133,7 @@ def scrape_many(daemon: Daemon, fmt: str, count: int, spacing: float = 0.0) -> S
         cpu_ms_per_scrape=1000 * cpu / count,
         bytes=len(body),
         gzip_bytes=len(gzip.compress(body, compresslevel=6)),
+        wire_bytes=len(wire),
         lines=lines,
         samples=lines - body.count(b"\n#") - body.startswith(b"#"),
         loadavg=load,
@@ -188,6 +196,7 @@ def as_rows(result: ScaleResult) -> list[dict[str, Any]]:
             "CPU ms": f"{s.cpu_ms_per_scrape:.0f}",
             "MB": f"{s.bytes / 1e6:.1f}",
             "gzip MB": f"{s.gzip_bytes / 1e6:.2f}",
+            "wire MB": f"{s.wire_bytes / 1e6:.2f}",
             "samples": s.samples,
             "load": s.loadavg,
         }

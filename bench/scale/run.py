@@ -84,7 +84,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "--rendered-scrapes",
         type=int,
         default=20,
-        help="text-format scrapes spaced so that each one renders (the goal's figure)",
+        help="scrapes spaced so that each one renders (the goal's figure), in text and as "
+        "Prometheus asks (OpenMetrics, gzip)",
     )
     parser.add_argument("--detect-nodes", type=int, default=5)
     parser.add_argument("--detect-spread", type=float, default=11.0, help="seconds between changes")
@@ -137,6 +138,7 @@ def part_render(lab: LabInfo, options: Options) -> dict[str, Any]:
         ("text", 0.0): options.scrapes,
         ("openmetrics", 0.0): options.openmetrics_scrapes,
         ("text", render.RENDER_SPACING): options.rendered_scrapes,
+        ("prometheus", render.RENDER_SPACING): options.rendered_scrapes,
     }
     experiment = experiment_command(options.experiment)
     result = render.measure(lab, options.concurrency, scrapes, RESULTS, experiment)
