@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import yaml
 
 from exporter.config import ExporterConfig, NodeConfig, parse_config
 from exporter.lab import Lab
+from exporter.lab.tls import unused_port
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +57,31 @@ def promtool_check_metrics(exposition: bytes) -> None:
         [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=30
     )
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def start_daemon(
+    config: Path, log_path: Path, *options: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`python -m exporter --config.file CONFIG [OPTIONS]` on a free loopback port: the process
+    and the port. Its output goes to `log_path`, a file: a pipe nobody reads fills up and
+    blocks the daemon's logging. Stop it with `stop_process`."""
+    port = unused_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--config.file", str(config),
+             "--web.listen-address", f"127.0.0.1:{port}", *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return process, port
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    """SIGTERM, then SIGKILL if it will not go; its exit status."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

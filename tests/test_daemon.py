@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,8 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.lab import Lab
-from exporter.lab.tls import unused_port
-from tests.conftest import promtool_check_metrics
+from tests.conftest import promtool_check_metrics, start_daemon, stop_process
 
 INTERVAL = 2.0
 
@@ -72,38 +70,14 @@ def daemon(lab: Lab, tmp_path: Path) -> Iterator[Daemon]:
     config_file = lab.write_exporter_config(
         tmp_path / "exporter.yml", interval=INTERVAL, timeout=1.5
     )
-    port = unused_port()
     log_file = tmp_path / "daemon.log"
-    # A file, not a pipe: a pipe nobody reads fills up and blocks the daemon's logging.
-    log = log_file.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "--config.file",
-            str(config_file),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--log.level",
-            "debug",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process, port = start_daemon(config_file, log_file, "--log.level", "debug")
     running = Daemon(process, port, config_file, log_file)
     try:
         wait_for(lambda: _ready(running), 15, "the daemon to become ready")
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+        stop_process(process, timeout=10)
 
 
 def _ready(daemon: Daemon) -> bool:

@@ -4,8 +4,6 @@ bounded, and the daemon keeps answering scrapes while it probes them."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,10 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.lab import Lab
 from exporter.lab.directory import DirectoryFault
 from exporter.lab.snmp import AgentFault
-from exporter.lab.tls import PortFault, unused_port
+from exporter.lab.tls import PortFault
 from exporter.probes.directory import probe_directory
 from exporter.results import DirectoryOutcome
 from exporter.timing import Deadline
+from tests.conftest import start_daemon, stop_process
 from tests.test_daemon import wait_for
 from tests.test_directory_probe import config_of
 
@@ -64,14 +63,7 @@ def test_the_daemon_keeps_serving_while_its_peers_misbehave(
     config = hostile_lab.write_exporter_config(
         tmp_path / "hostile.yml", interval=INTERVAL, timeout=TIMEOUT
     )
-    port = unused_port()
-    log = (tmp_path / "daemon.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--config.file", str(config),
-         "--web.listen-address", f"127.0.0.1:{port}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    process, port = start_daemon(config, tmp_path / "daemon.log")
     metrics = f"http://127.0.0.1:{port}/metrics"
     try:
         wait_for(lambda: _get(metrics) is not None, 15, "the daemon")
@@ -108,9 +100,7 @@ def test_the_daemon_keeps_serving_while_its_peers_misbehave(
         # 100 MiB offered, 1 MiB read: the daemon stays small.
         assert rss_kib(process.pid) < 200 * 1024
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+        stop_process(process)
 
 
 def _get(url: str, timeout: float = 5.0) -> str | None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -23,12 +21,12 @@ from prometheus_client.samples import Sample
 from exporter.config import ExporterConfig, parse_config
 from exporter.lab import Lab
 from exporter.lab.cluster import LAB_COMMUNITY
-from exporter.lab.tls import PortFault, unused_port
+from exporter.lab.tls import PortFault
 from exporter.ondemand import TIMEOUT_HEADER, deadline_for
 from exporter.scheduler import ProbeRunner
 from exporter.server import ExporterApp, ListenAddress, serve
 from exporter.store import ExporterState, ResultStore
-from tests.conftest import config_for, promtool_check_metrics
+from tests.conftest import config_for, promtool_check_metrics, start_daemon, stop_process
 from tests.test_daemon import Daemon, wait_for
 
 README = Path(__file__).parent.parent / "README.md"
@@ -423,29 +421,14 @@ def test_no_probe_route_without_the_configuration() -> None:
 def test_the_daemon_serves_probe(lab: Lab, tmp_path: Path) -> None:
     """The wiring in cli.run_daemon: /probe follows the running configuration."""
     config_file = lab.write_exporter_config(tmp_path / "exporter.yml", interval=10.0, timeout=8.0)
-    port = unused_port()
     log_file = tmp_path / "daemon.log"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config.file",
-                str(config_file),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        daemon = Daemon(process, port, config_file, log_file)
-        try:
-            wait_for(lambda: _answers(daemon), 15, "the daemon to become ready")
-            status, body = daemon.get("/probe?target=cucm-pub&module=tls,snmp")
-        finally:
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=10)
+    process, port = start_daemon(config_file, log_file)
+    daemon = Daemon(process, port, config_file, log_file)
+    try:
+        wait_for(lambda: _answers(daemon), 15, "the daemon to become ready")
+        status, body = daemon.get("/probe?target=cucm-pub&module=tls,snmp")
+    finally:
+        code = stop_process(process, timeout=10)
     assert status == 200
     reply = Reply(status, "text/plain", body)
     assert reply.value("cucm_tls_min_version", port="2445") == 1.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -18,7 +17,7 @@ import yaml
 from exporter.config import load_config
 from exporter.lab import Lab
 from exporter.lab.cluster import LAB_COMMUNITY
-from exporter.lab.tls import unused_port
+from tests.conftest import start_daemon, stop_process
 from tests.test_daemon import wait_for
 
 V3_AUTH = "v3-auth-SECRET-2b91"
@@ -73,15 +72,10 @@ def test_no_output_carries_a_secret(
     )
 
     # The daemon, at debug level, and everything it serves.
-    port = unused_port()
     log_path = tmp_path / "daemon.log"
-    with log_path.open("wb") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--config.file", str(config),
-             "--web.config.file", str(web), "--web.listen-address", f"127.0.0.1:{port}",
-             "--log.level", "debug"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    daemon, port = start_daemon(
+        config, log_path, "--web.config.file", str(web), "--log.level", "debug"
+    )
     auth = {"Authorization": "Basic " + b64encode(f"prometheus:{WEB_PASSWORD}".encode()).decode()}
     wrong = {"Authorization": "Basic " + b64encode(b"prometheus:nope").decode()}
 
@@ -118,8 +112,7 @@ def test_no_output_carries_a_secret(
         except urllib.error.HTTPError as error:
             outputs["failed reload"] = error.read().decode()
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=15)
+        stop_process(daemon)
     outputs["daemon log"] = log_path.read_text()
     assert "probe=snmp cluster=v3" in outputs["daemon log"]  # the v3 polls did happen
 

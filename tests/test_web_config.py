@@ -4,7 +4,6 @@ with real TLS clients; the same file passes `promtool check web-config`."""
 from __future__ import annotations
 
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 from exporter.lab import Lab
 from exporter.lab.certs import LabCA
-from exporter.lab.tls import unused_port
+from tests.conftest import start_daemon, stop_process
 from tests.test_daemon import wait_for
 
 PASSWORD = "scrape-secret-5e8f"
@@ -73,23 +72,16 @@ def secured(
     web = tmp_path / "web.yml"
     web.write_text(web_config(pki, client_auth))
     config = lab.write_exporter_config(tmp_path / "exporter.yml", interval=5, timeout=4)
-    port = unused_port()
     log_path = tmp_path / "daemon.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--config.file", str(config),
-             "--web.config.file", str(web), "--web.listen-address", f"127.0.0.1:{port}",
-             "--log.level", "debug"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    process, port = start_daemon(
+        config, log_path, "--web.config.file", str(web), "--log.level", "debug"
+    )
     running = Running(process, port, log_path, web)
     try:
         wait_for(lambda: _healthy(running, pki), 15, "the daemon over TLS")
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+        stop_process(process)
 
 
 def client(
