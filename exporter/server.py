@@ -77,7 +77,7 @@ class ExporterApp:
         self._prober = OnDemandProber(state) if state is not None else None
         self._state = state
         self._exposition = exposition
-        # Accept -> (when rendered, the state it showed, body, content type)
+        # (Accept, gzipped) -> (when rendered, the state it showed, body as sent, content type)
         self._bodies: dict[tuple[str, bool], tuple[float, tuple[object, ...], bytes, str]] = {}
         self._auth = BasicAuth({})
         self._headers: dict[str, str] = {}
