@@ -1,4 +1,5 @@
-"""Command line: flags, logging, wiring and signals. The only module that knows every other.
+"""Command line: flags and dispatch. The daemon's wiring, logging, check and the demo live in
+modules of their own (exporter/daemon.py, logsetup.py, check.py, demo.py).
 
 cucm-directory-exporter [--config.file FILE] [--web.listen-address :10027] ...   run (default)
 cucm-directory-exporter demo                                       lab + exporter, no config
@@ -9,36 +10,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import logging
-import signal
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-
 from exporter import __version__
-from exporter.catalogue import load_catalogue
-from exporter.collector import CucmCollector
-from exporter.config import ClusterConfig, ConfigError, ExporterConfig, NodeConfig, load_config
-from exporter.exposition import CachedExposition
-from exporter.results import ProbeRun, TlsVersion
-from exporter.scheduler import ProbeRunner, ProbeScheduler
-from exporter.server import ExporterApp, ListenAddress, serve
-from exporter.store import ExporterState, ResultStore
-from exporter.webconfig import WebConfig, load_web_config
-
-log = logging.getLogger("exporter")
+from exporter.check import run_check
+from exporter.config import ConfigError, load_config
+from exporter.daemon import EXIT_CONFIG, Serving, run_daemon, web_config_of
+from exporter.logsetup import setup_logging
+from exporter.results import TlsVersion
+from exporter.server import ListenAddress
+from exporter.webconfig import load_web_config
 
 # 10027: the first port above the allocations listed on Prometheus' "Default port allocations"
 # wiki page as we know it (10001-10024 and 10026 are taken; see README).
 DEFAULT_LISTEN = ":10027"
-EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,15 +73,6 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
-
-
-@dataclass(frozen=True)
-class Serving:
-    """How the daemon serves HTTP: where, the metrics path, and the web config file."""
-
-    listen: ListenAddress
-    telemetry_path: str
-    web_config_file: Path | None
 
 
 def _serving(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Serving:
@@ -149,90 +127,6 @@ def _print_config_error(path: Path, error: ConfigError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-async def run_daemon(config: ExporterConfig, config_file: Path, serving: Serving) -> int:
-    """Serve until SIGTERM or SIGINT; SIGHUP or POST /-/reload re-reads both config files."""
-    listen, telemetry_path = serving.listen, serving.telemetry_path
-    try:
-        web_config = _web_config(serving)
-        ssl_context = web_config.ssl_context()
-    except ConfigError as error:
-        log.error("cannot use the web config: %s", "; ".join(error.problems))
-        return EXIT_CONFIG
-    store = ResultStore()
-    state = ExporterState(config, time.time())
-    collector = CucmCollector(store, state)
-    process = CollectorRegistry()
-    ProcessCollector(registry=process)
-    PlatformCollector(registry=process)
-    registry = CollectorRegistry()
-    registry.register(collector)
-    scheduler = ProbeScheduler(store)
-
-    async def reload() -> str | None:
-        try:
-            new_config = load_config(config_file)
-            new_web = _web_config(serving)
-            if (new_web.tls_server_config is None) != (ssl_context is None):
-                raise ConfigError(["turning TLS on or off needs a restart, not a reload"])
-            if ssl_context is not None:
-                new_web.apply_tls(ssl_context)  # new certificates for new connections
-        except ConfigError as error:
-            state.reload_failed()
-            log.error(
-                "reload failed, keeping the running configuration: %s", "; ".join(error.problems)
-            )
-            return str(error)
-        app.use_web_config(new_web)
-        scheduler.apply(new_config)
-        state.reloaded(new_config, time.time())
-        log.info("configuration reloaded from %s", config_file)
-        return None
-
-    app = ExporterApp(
-        registry,
-        store,
-        reload,
-        telemetry_path=telemetry_path,
-        state=state,
-        exposition=CachedExposition(collector, process),
-    )
-    app.use_web_config(web_config)
-    try:
-        runner = await serve(app.build(), listen, ssl_context)
-    except OSError as error:
-        log.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, error.strerror)
-        return 1
-    scheduler.start(config)
-    app.ready = True
-    scheme = "https" if ssl_context is not None else "http"
-    log.info("listening on %s://%s:%d%s", scheme, listen.host or "*", listen.port, telemetry_path)
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    reloads: set[asyncio.Task[str | None]] = set()
-
-    def on_sighup() -> None:
-        task = loop.create_task(reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down")
-    app.ready = False
-    await scheduler.stop()
-    await runner.cleanup()
-    return 0
-
-
-def _web_config(serving: Serving) -> WebConfig:
-    if serving.web_config_file is None:
-        return WebConfig()
-    return load_web_config(serving.web_config_file)
-
-
 # --- demo --------------------------------------------------------------------------------
 
 
@@ -257,39 +151,13 @@ def _demo(argv: Sequence[str]) -> int:
     serving = _serving(parser, args)
     setup_logging(args.log_level, args.log_format)
     try:
-        tls = _web_config(serving).tls_server_config is not None
+        tls = web_config_of(serving).tls_server_config is not None
     except ConfigError as error:
         _print_config_error(args.web_config_file, error)
         return EXIT_CONFIG
-    return asyncio.run(_run_demo(serving, args.control, args.interval, "https" if tls else "http"))
+    from exporter.demo import run_demo
 
-
-async def _run_demo(serving: Serving, control: str, interval: float, scheme: str) -> int:
-    from exporter.lab import Lab
-    from exporter.lab.cli import start_control
-
-    host, _, port = control.rpartition(":")
-    with tempfile.TemporaryDirectory(prefix="cucm-demo-") as tmp, Lab() as lab:
-        config_file = lab.write_exporter_config(
-            Path(tmp) / "demo.yml", interval=interval, timeout=min(8.0, interval * 0.8)
-        )
-        config = load_config(config_file)
-        control_runner = await start_control(lab, host, int(port))
-        shown = f"{serving.listen.host or '127.0.0.1'}:{serving.listen.port}"
-        first = lab.nodes()[0].name
-        print(
-            f"\nCUCM lab running: {', '.join(f'{n.cluster}/{n.name}' for n in lab.nodes())}\n"
-            f"  landing page:  {scheme}://{shown}/\n"
-            f"  metrics:       {scheme}://{shown}{serving.telemetry_path}\n"
-            f"  try:           cucm-directory-exporter lab set-tls {first} 1.2 "
-            f"--control http://{control}\n"
-            f"                 (then watch cucm_tls_min_version change; Ctrl-C stops)\n",
-            flush=True,
-        )
-        try:
-            return await run_daemon(config, config_file, serving)
-        finally:
-            await control_runner.cleanup()
+    return asyncio.run(run_demo(serving, args.control, args.interval, "https" if tls else "http"))
 
 
 # --- check -------------------------------------------------------------------------------
@@ -316,106 +184,10 @@ def _check(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging(args.log_level, "logfmt")
-    # Only `check` draws on a terminal: the daemon need not carry rich in memory.
-    from rich.console import Console
-
-    from exporter.report import as_json, build_report, render_text
-
     try:
         config = load_config(args.config_file)
     except ConfigError as error:
         _print_config_error(args.config_file, error)
         return EXIT_CONFIG
     assume = TlsVersion(args.assume) if args.assume else None
-    console = Console(stderr=True)
-    runs = asyncio.run(_probe_everything(config, show_progress=console.is_terminal))
-    report = build_report(config, runs, load_catalogue(config.catalogue), assume)
-    if args.format == "json":
-        print(json.dumps(as_json(report), indent=2))
-    else:
-        render_text(report, Console())
-    return report.exit_code
-
-
-async def _probe_everything(config: ExporterConfig, *, show_progress: bool) -> list[ProbeRun]:
-    """One run of every applicable probe on every node, bounded like the scheduler's runs."""
-    from rich.console import Console
-    from rich.progress import Progress
-
-    runner = ProbeRunner()
-    limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
-    jobs = [
-        (cluster, node, name)
-        for cluster in config.clusters
-        for node in cluster.nodes
-        for name, spec in runner.probes.items()
-        if spec.settings(config).enabled and spec.applies_to(node)
-    ]
-    with Progress(transient=True, disable=not show_progress, console=Console(stderr=True)) as bar:
-        task = bar.add_task("probing", total=len(jobs))
-
-        async def one(cluster: ClusterConfig, node: NodeConfig, probe: str) -> ProbeRun:
-            async with limit:
-                run = await runner.run(config, cluster, node, probe)
-            bar.update(task, advance=1, description=f"{cluster.name}/{node.name} {probe}")
-            return run
-
-        try:
-            return list(await asyncio.gather(*(one(*job) for job in jobs)))
-        finally:
-            await runner.aclose()
-
-
-# --- logging -----------------------------------------------------------------------------
-
-
-class LogfmtFormatter(logging.Formatter):
-    """`ts=... level=info logger=... msg="..."`, as Prometheus' own components log."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": _level_name(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            fields["err"] = self.formatException(record.exc_info)
-        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": record.created,
-            "level": _level_name(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            fields["err"] = self.formatException(record.exc_info)
-        return json.dumps(fields)
-
-
-def _level_name(record: logging.LogRecord) -> str:
-    return {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower())
-
-
-def _logfmt_value(value: str) -> str:
-    if value and not any(c in value for c in ' "=\n\t'):
-        return value
-    return json.dumps(value)
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel({"warn": logging.WARNING}.get(level, level.upper()))
-    # These libraries log every job run and request at INFO; to us that is debug detail.
-    for chatty in ("apscheduler", "httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
-    with contextlib.suppress(AttributeError):
-        logging.captureWarnings(True)
+    return run_check(config, output_format=args.format, assume=assume)

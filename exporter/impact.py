@@ -9,13 +9,21 @@ Tomcat minimums.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from exporter.catalogue import Catalogue
-from exporter.results import PhoneRow, TlsProbeResult, TlsVersion
+from exporter.probes.spec import Key, ProbeSpec
+from exporter.results import PhoneRow, ProbeRun, TlsProbeResult, TlsVersion
 
-__all__ = ["ClusterPhones", "dedupe", "required_version", "summarize"]
+__all__ = [
+    "ClusterPhones",
+    "PhoneSummaries",
+    "cluster_phones",
+    "dedupe",
+    "required_version",
+    "summarize",
+]
 
 # The listeners a legacy phone's directory lookup goes through (DESIGN.md, tls-probing.md §5).
 DIRECTORY_SERVICES = ("tvs", "tomcat")
@@ -77,3 +85,68 @@ def summarize(
         at_risk=dict(at_risk),
         required={node: v for node, v in required.items() if v is not None},
     )
+
+
+def _inputs(
+    runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec]
+) -> list[tuple[Key, ProbeRun]]:
+    """The runs a cluster's phone summary depends on: inventory sources and TLS sweeps."""
+    return [
+        (key, run)
+        for key, run in sorted(runs.items())
+        if isinstance(run.result, TlsProbeResult)
+        or ((spec := specs.get(key[2])) is not None and spec.inventory is not None)
+    ]
+
+
+def _summarize_runs(
+    used: Iterable[tuple[Key, ProbeRun]], specs: Mapping[str, ProbeSpec], catalogue: Catalogue
+) -> ClusterPhones:
+    inventories: dict[str, Sequence[PhoneRow]] = {}
+    required: dict[str, TlsVersion | None] = {}
+    for (_, node, probe), run in used:
+        if isinstance(run.result, TlsProbeResult):
+            required[node] = required_version(run.result)
+        elif (rows := specs[probe].phones(run)) is not None:
+            inventories.setdefault(node, rows)  # the first source in spec order wins
+    return summarize(inventories, required, catalogue)
+
+
+def cluster_phones(
+    runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec], catalogue: Catalogue
+) -> ClusterPhones:
+    """One cluster's phones and phones at risk, from its latest runs: the inventory comes from
+    whichever probes' specs say their results carry phone rows."""
+    return _summarize_runs(_inputs(runs, specs), specs, catalogue)
+
+
+class PhoneSummaries:
+    """`cluster_phones` per cluster, recomputed only when a run it was computed from changed.
+
+    It holds the runs it used (not their ids, which a freed object's successor can reuse), so
+    an unchanged cluster costs a comparison by identity per scrape, not O(phones).
+    """
+
+    def __init__(self, specs: Mapping[str, ProbeSpec], catalogue: Catalogue) -> None:
+        self._specs = specs
+        self._catalogue = catalogue
+        self._held: dict[str, tuple[tuple[ProbeRun, ...], ClusterPhones]] = {}
+
+    def of(self, cluster: str, runs: Mapping[Key, ProbeRun]) -> ClusterPhones:
+        used = _inputs(runs, self._specs)
+        objects = tuple(run for _, run in used)
+        held = self._held.get(cluster)
+        if (
+            held is not None
+            and len(held[0]) == len(objects)
+            and all(a is b for a, b in zip(held[0], objects, strict=True))
+        ):
+            return held[1]
+        summary = _summarize_runs(used, self._specs, self._catalogue)
+        self._held[cluster] = (objects, summary)
+        return summary
+
+    def retain(self, clusters: Iterable[str]) -> None:
+        """Keep only the clusters still configured."""
+        wanted = set(clusters)
+        self._held = {name: held for name, held in self._held.items() if name in wanted}

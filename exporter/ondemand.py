@@ -5,8 +5,9 @@ those who prefer probing at scrape time over the scheduled, cached path of /metr
 passes `target` and `module`; the probe gets the module's configured timeout, cut to what the
 scrape can wait (`X-Prometheus-Scrape-Timeout-Seconds` minus an offset for the answer's way
 back); the answer comes from a registry built for this request alone, so nothing leaks between
-targets. The same ProbeRunner and CucmCollector as the scheduled path do the work, so metric
-names and labels are those of /metrics.
+targets. The same ProbeRunner and the same families function as the scheduled path do the
+work, so metric names and labels are those of /metrics. What a module may do on demand (ad hoc
+hosts, narrowing to a port) is its spec's `on_demand`.
 
 Credentials are never request parameters (they would show in Prometheus' UI): SNMP works only
 for configured nodes, with the credentials their configuration names.
@@ -16,40 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
-from exporter.collector import CucmCollector
-from exporter.config import ClusterConfig, ExporterConfig, NodeConfig, PortConfig
-from exporter.results import (
-    DirectoryProbeResult,
-    Handshake,
-    PortResult,
-    ProbeRun,
-    RouteResult,
-    SnmpProbeResult,
-    TlsProbeResult,
-)
-from exporter.scheduler import ProbeRunner
-from exporter.store import ExporterState, ResultStore
+from exporter.catalogue import load_catalogue
+from exporter.config import ClusterConfig, ExporterConfig, NodeConfig
+from exporter.impact import cluster_phones
+from exporter.metrics import Freshness, target_families, timeout_family
+from exporter.probes import ProbeRunner, ProbeSpec
+from exporter.results import ProbeRun
+from exporter.state import ExporterState
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 # Room for writing the answer and its trip back: blackbox_exporter's --timeout-offset default.
 TIMEOUT_OFFSET = 0.5
 DEFAULT_MODULE = "tls"
 ADHOC_CLUSTER = "adhoc"  # the cluster label of a target that is not a configured node
-# Modules that need nothing but a host name. SNMP needs credentials, which only the
-# configuration may hold.
-ADHOC_MODULES = ("tls", "directory")
-PORT_MODULES = ("tls",)  # only the TLS sweep can be narrowed to the port a target names
-UNKNOWN_SERVICE = "unknown"  # service label of a port the tls probe settings do not list
 PARAMETERS = ("target", "module", "debug")
 _LONGEST_ECHO = 80  # request text quoted back in a 400 is cut to this length
 
@@ -97,11 +87,12 @@ def deadline_for(module_timeout: float, scrape_timeout: float | None) -> float:
 
 def parse_request(
     config: ExporterConfig,
-    known_modules: Sequence[str],
+    specs: Mapping[str, ProbeSpec],
     params: Sequence[tuple[str, str]],
     scrape_timeout_header: str | None,
 ) -> ProbeRequest:
     """Check every parameter up front; raise BadProbeRequest naming the first problem."""
+    known_modules = [name for name, spec in specs.items() if spec.on_demand.allowed]
     unknown = [name for name, _ in params if name not in PARAMETERS]
     if unknown:
         raise BadProbeRequest(
@@ -118,12 +109,12 @@ def parse_request(
     host, port = _split_port(target)
     found = _find_node(config, host)
     if found is None:
-        cluster, node = _adhoc(host, modules)
+        cluster, node = _adhoc(host, modules, specs)
     else:
         cluster, node = found
-        _check_applies(cluster, node, modules)
+        _check_applies(cluster, node, modules, specs)
     if port is not None:
-        _check_port(target, modules)
+        _check_port(target, modules, specs)
     return ProbeRequest(
         config=config,
         cluster=cluster,
@@ -229,7 +220,9 @@ def _find_node(config: ExporterConfig, host: str) -> tuple[ClusterConfig, NodeCo
     return matches[0] if matches else None
 
 
-def _adhoc(host: str, modules: Sequence[str]) -> tuple[ClusterConfig, NodeConfig]:
+def _adhoc(
+    host: str, modules: Sequence[str], specs: Mapping[str, ProbeSpec]
+) -> tuple[ClusterConfig, NodeConfig]:
     """A host that is not a configured node: probed with the configured probe settings."""
     try:
         node = NodeConfig(name=ADHOC_CLUSTER, host=host)
@@ -237,29 +230,39 @@ def _adhoc(host: str, modules: Sequence[str]) -> tuple[ClusterConfig, NodeConfig
         raise BadProbeRequest(
             f"target {_quote(host)} is neither a configured node nor a host name or IP address"
         ) from None
+    adhoc = [name for name, spec in specs.items() if spec.on_demand.adhoc]
     for module in modules:
-        if module not in ADHOC_MODULES:
+        if module not in adhoc:
             raise BadProbeRequest(
                 f"module {module} needs a configured node, and {_quote(host)} is not one "
-                f"(a host that is not configured takes {' and '.join(ADHOC_MODULES)})"
+                f"(a host that is not configured takes {' and '.join(adhoc)})"
             )
     return ClusterConfig(name=ADHOC_CLUSTER, nodes=(node,)), node
 
 
-def _check_applies(cluster: ClusterConfig, node: NodeConfig, modules: Sequence[str]) -> None:
-    if "snmp" in modules and node.snmp is None:
-        raise BadProbeRequest(
-            f"module snmp needs SNMP credentials, and node {cluster.name}/{node.name} "
-            "has none configured"
-        )
-
-
-def _check_port(target: str, modules: Sequence[str]) -> None:
+def _check_applies(
+    cluster: ClusterConfig,
+    node: NodeConfig,
+    modules: Sequence[str],
+    specs: Mapping[str, ProbeSpec],
+) -> None:
     for module in modules:
-        if module not in PORT_MODULES:
+        spec = specs[module]
+        if not spec.applies_to(cluster, node):
             raise BadProbeRequest(
-                f"target {_quote(target)} names a port, which only module tls takes: "
-                f"leave the port out for module {module}"
+                f"module {module} needs {spec.needs or 'a node it applies to'}, and node "
+                f"{cluster.name}/{node.name} has none configured"
+            )
+
+
+def _check_port(target: str, modules: Sequence[str], specs: Mapping[str, ProbeSpec]) -> None:
+    narrowable = [name for name, spec in specs.items() if spec.on_demand.narrow_to_port]
+    for module in modules:
+        if module not in narrowable:
+            takes = "takes" if len(narrowable) == 1 else "take"
+            raise BadProbeRequest(
+                f"target {_quote(target)} names a port, which only module "
+                f"{' and '.join(narrowable)} {takes}: leave the port out for module {module}"
             )
 
 
@@ -273,22 +276,25 @@ class OnDemandProber:
     def parse(
         self, params: Sequence[tuple[str, str]], scrape_timeout_header: str | None
     ) -> ProbeRequest:
-        known = list(self._runner.probes)
-        return parse_request(self._state.config, known, params, scrape_timeout_header)
+        return parse_request(self._state.config, self._runner.specs, params, scrape_timeout_header)
 
     async def probe(self, request: ProbeRequest) -> OnDemandResult:
         """Run every module at once (they share the scrape's time), each with its deadline."""
-        config = request.config if request.port is None else _sweep_only(request)
+        config = request.config
+        settings = {module: self._settings(request, module) for module in request.modules}
         deadlines = {
-            module: deadline_for(
-                self._runner.probes[module].settings(config).timeout, request.scrape_timeout
-            )
+            module: deadline_for(settings[module].timeout, request.scrape_timeout)
             for module in request.modules
         }
         runs = await asyncio.gather(
             *(
                 self._runner.run(
-                    config, request.cluster, request.node, module, timeout_seconds=deadlines[module]
+                    config,
+                    request.cluster,
+                    request.node,
+                    module,
+                    settings=settings[module],
+                    timeout_seconds=deadlines[module],
                 )
                 for module in request.modules
             )
@@ -296,59 +302,69 @@ class OnDemandProber:
         # An ad hoc node is labelled with its host, which need not be a valid node name.
         labelled = tuple(dataclasses.replace(run, node=request.label) for run in runs)
         registry = CollectorRegistry()
-        registry.register(_OnDemandCollector(labelled, deadlines, config))
+        registry.register(_OnDemandCollector(labelled, deadlines, config, self._runner.specs))
         return OnDemandResult(request, labelled, deadlines, registry)
+
+    def _settings(self, request: ProbeRequest, module: str) -> Any:
+        spec = self._runner.specs[module]
+        settings = spec.settings(request.config)
+        narrow = spec.on_demand.narrow_to_port
+        if request.port is not None and narrow is not None:
+            return narrow(settings, request.port)
+        return settings
+
+    def describe_run(self, run: ProbeRun) -> list[str]:
+        return self._runner.specs[run.probe].describe_run(run)
+
+    def summarize_run(self, run: ProbeRun) -> str:
+        return self._runner.specs[run.probe].summarize_run(run)
 
     async def aclose(self) -> None:
         """Release what probes hold for this event loop (the SNMP engines' sockets)."""
         await self._runner.aclose()
 
 
-def _sweep_only(request: ProbeRequest) -> ExporterConfig:
-    """The configuration with the TLS sweep narrowed to the one port the target names."""
-    config, port = request.config, request.port
-    assert port is not None
-    tls = config.probes.tls
-    service = next((p.service for p in tls.ports if p.port == port), UNKNOWN_SERVICE)
-    narrowed = tls.model_copy(update={"ports": (PortConfig(port=port, service=service),)})
-    probes = config.probes.model_copy(update={"tls": narrowed})
-    return config.model_copy(update={"probes": probes})
-
-
 # --- metrics -------------------------------------------------------------------------------
 
 
 class _OnDemandCollector(Collector):
-    """The collector's families for this request's runs alone, without the empty ones: a
-    probe result shows what was probed, as blackbox_exporter's does."""
+    """The families of this request's runs alone, without the empty ones: a probe result
+    shows what was probed, as blackbox_exporter's does."""
 
     def __init__(
-        self, runs: Sequence[ProbeRun], deadlines: Mapping[str, float], config: ExporterConfig
+        self,
+        runs: Sequence[ProbeRun],
+        deadlines: Mapping[str, float],
+        config: ExporterConfig,
+        specs: Mapping[str, ProbeSpec],
     ) -> None:
-        store = ResultStore()
-        for run in runs:
-            store.put(run)
-        self._families = CucmCollector(
-            store, ExporterState(config, 0.0), on_demand_timeouts=deadlines
-        )
+        by_key = {(run.cluster, run.node, run.probe): run for run in runs}
+        phones = cluster_phones(by_key, specs, load_catalogue(config.catalogue))
+        cluster = runs[0].cluster if runs else ADHOC_CLUSTER
+        self._families = [
+            *target_families(runs, [(cluster, phones)], Freshness.probed_now()),
+            timeout_family(runs, deadlines),
+        ]
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        yield from (family for family in self._families.collect() if family.samples)
+        yield from (family for family in self._families if family.samples)
 
 
 # --- debug output --------------------------------------------------------------------------
 
 
-def render_debug(result: OnDemandResult, exposition: str) -> str:
+def render_debug(result: OnDemandResult, prober: OnDemandProber, exposition: str) -> str:
     """`debug=true`: what was probed, a log line per handshake/route/poll, then the metrics."""
     lines = [*_describe(result), "", "Logs for the probe:"]
     for run in result.runs:
-        lines.extend(_log(run))
+        lines.extend(prober.describe_run(run))
     lines += ["", "Result summary:"]
-    lines += [_summary(run, result.deadlines[run.probe]) for run in result.runs]
+    lines += [
+        _summary(run, result.deadlines[run.probe], prober.summarize_run(run)) for run in result.runs
+    ]
     lines += ["", "Metrics that would have been returned:", exposition.rstrip("\n"), ""]
     return "\n".join(lines)
 
@@ -380,86 +396,9 @@ def _port_map(node: NodeConfig) -> str:
     return ", ".join(f"{std}->{real}" for std, real in sorted(node.port_map.items()))
 
 
-def _log(run: ProbeRun) -> Iterator[str]:
-    result = run.result
-    if isinstance(result, TlsProbeResult):
-        for port in result.ports:
-            yield from _port_log(port)
-    elif isinstance(result, DirectoryProbeResult):
-        yield from (_route_log(route) for route in result.routes)
-    elif isinstance(result, SnmpProbeResult):
-        yield _snmp_log(result)
-    else:
-        yield f"{run.probe}: no result ({run.reason})"
-
-
-def _port_log(port: PortResult) -> Iterator[str]:
-    where = f"tls {port.port}/{port.service}"
-    for handshake in (*port.pinned, port.modern):
-        name = handshake.pinned.label if handshake.pinned else "modern client"
-        yield f"{where} {name}: {_handshake(handshake)}"
-    certificate = port.certificate
-    if certificate is not None:
-        yield (
-            f"{where} certificate: sha256 {certificate.fingerprint_sha256}, serial "
-            f"{certificate.serial}, subject {certificate.subject}, issuer {certificate.issuer}, "
-            f"not after {_iso(certificate.not_after)}"
-        )
-    if port.verified is not None:
-        verdict = "verified" if port.verified else f"not verified: {port.verify_error}"
-        yield f"{where} certificate {verdict}"
-
-
-def _handshake(handshake: Handshake) -> str:
-    text = f"{handshake.outcome.value} in {handshake.duration_seconds * 1000:.1f}ms"
-    if handshake.negotiated is not None:
-        text += f", negotiated {handshake.negotiated.label}"
-    if handshake.cipher is not None:
-        text += f", cipher {handshake.cipher}"
-    return text + (f": {handshake.detail}" if handshake.detail else "")
-
-
-def _route_log(route: RouteResult) -> str:
-    text = f"directory {route.route.value}: {route.outcome.value}"
-    if route.failed_step is not None:
-        text += f" at step {route.failed_step.value}"
-    text += (
-        f", status {_or_dash(route.status_code)}, entries {_or_dash(route.entries)} "
-        f"over {route.pages} pages"
-    )
-    if route.tls_version is not None:
-        text += f", {route.tls_version.label}"
-    text += f", {route.duration_seconds:.3f}s"
-    return text + (f": {route.detail}" if route.detail else "")
-
-
-def _snmp_log(result: SnmpProbeResult) -> str:
-    text = f"snmp: {result.outcome.value}, {result.requests} requests"
-    if result.walked:
-        text += ", phone table walked"
-    elif result.phones is not None:
-        text += ", phone table unchanged since its last walk"
-    if (scalars := result.scalars) is not None:
-        text += (
-            f", {scalars.registered} registered, {scalars.unregistered} unregistered, "
-            f"{scalars.rejected} rejected phones"
-        )
-    if result.phones is not None:
-        text += f", {len(result.phones)} rows"
-    return text + (f": {result.detail}" if result.detail else "")
-
-
-def _summary(run: ProbeRun, deadline: float) -> str:
+def _summary(run: ProbeRun, deadline: float, outcome: str) -> str:
     verdict = "success" if run.success else "failure"
     return (
         f"{run.probe}: {verdict}, reason {run.reason}, took {run.duration_seconds:.3f}s "
-        f"of a {deadline:g}s deadline"
+        f"of a {deadline:g}s deadline; {outcome}"
     )
-
-
-def _or_dash(value: int | None) -> str:
-    return "-" if value is None else str(value)
-
-
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

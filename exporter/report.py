@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +18,14 @@ from rich.table import Table
 
 from exporter.catalogue import Catalogue
 from exporter.config import ClusterConfig, ExporterConfig
-from exporter.impact import required_version, summarize
+from exporter.impact import cluster_phones, required_version, summarize
+from exporter.probes import BUILTIN_PROBES, Key, ProbeSpec
 from exporter.results import (
     DirectoryOutcome,
     DirectoryProbeResult,
     DirectoryRoute,
+    PhoneRow,
     ProbeRun,
-    SnmpProbeResult,
     TlsProbeResult,
     TlsVersion,
 )
@@ -64,9 +65,18 @@ class ModelLine:
 
 
 @dataclass(frozen=True)
+class ProbeLine:
+    probe: str
+    success: bool
+    reason: str
+    lines: tuple[str, ...]  # the result as its probe's spec reads it
+
+
+@dataclass(frozen=True)
 class NodeReport:
     name: str
     host: str
+    probes: tuple[ProbeLine, ...]
     ports: tuple[PortLine, ...]
     required_tls: str | None  # the stricter of TVS and Tomcat minimum
     routes: tuple[RouteLine, ...]
@@ -98,9 +108,13 @@ def build_report(
     runs: Iterable[ProbeRun],
     catalogue: Catalogue,
     assume: TlsVersion | None = None,
+    specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
 ) -> Report:
     by_key = {(r.cluster, r.node, r.probe): r for r in runs}
-    clusters = tuple(_cluster(cluster, by_key, catalogue, assume) for cluster in config.clusters)
+    by_name = {spec.name: spec for spec in specs}
+    clusters = tuple(
+        _cluster(cluster, by_key, by_name, catalogue, assume) for cluster in config.clusters
+    )
     broken = any(
         line.route in (DirectoryRoute.HTTP.value, DirectoryRoute.HTTPS.value)
         and line.result != "ok"
@@ -121,22 +135,32 @@ def _result(runs: Mapping[tuple[str, str, str], ProbeRun], key: tuple[str, str, 
     return run.result if run is not None else None
 
 
+def _inventories(
+    runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec]
+) -> dict[str, Sequence[PhoneRow]]:
+    found: dict[str, Sequence[PhoneRow]] = {}
+    for (_, node, probe), run in sorted(runs.items()):
+        spec = specs.get(probe)
+        if spec is not None and (rows := spec.phones(run)) is not None:
+            found.setdefault(node, rows)
+    return found
+
+
 def _cluster(
     cluster: ClusterConfig,
-    runs: Mapping[tuple[str, str, str], ProbeRun],
+    runs: Mapping[Key, ProbeRun],
+    specs: Mapping[str, ProbeSpec],
     catalogue: Catalogue,
     assume: TlsVersion | None,
 ) -> ClusterReport:
+    mine = {key: run for key, run in runs.items() if key[0] == cluster.name}
     tls: dict[str, TlsProbeResult] = {}
-    polls: dict[str, SnmpProbeResult] = {}
     for node in cluster.nodes:
         if isinstance(result := _result(runs, (cluster.name, node.name, "tls")), TlsProbeResult):
             tls[node.name] = result
-        if isinstance(result := _result(runs, (cluster.name, node.name, "snmp")), SnmpProbeResult):
-            polls[node.name] = result
-    inventories = {n: p.phones for n, p in polls.items() if p.phones is not None}
+    inventories = _inventories(mine, specs)
     required = {n: required_version(r) for n, r in tls.items()}
-    now = summarize(inventories, required, catalogue)
+    now = cluster_phones(mine, specs, catalogue)
     what_if = None
     if assume is not None:
         assumed = {n: _stricter(required.get(n), assume) for n in inventories}
@@ -151,6 +175,11 @@ def _cluster(
             NodeReport(
                 name=node.name,
                 host=node.host,
+                probes=tuple(
+                    ProbeLine(probe, run.success, run.reason, tuple(spec.describe_run(run)))
+                    for probe, spec in specs.items()
+                    if (run := runs.get((cluster.name, node.name, probe))) is not None
+                ),
                 ports=tuple(_port_lines(tls.get(node.name))),
                 required_tls=_version_text(required.get(node.name)),
                 routes=tuple(
@@ -168,7 +197,7 @@ def _cluster(
                 http_route_works=None if http is None else http.outcome is DirectoryOutcome.OK,
                 probe_failures=tuple(
                     f"{probe}: {run.reason}"
-                    for probe in ("tls", "directory", "snmp")
+                    for probe in specs
                     if (run := runs.get((cluster.name, node.name, probe))) and not run.success
                 ),
             )
@@ -315,6 +344,7 @@ def as_json(report: Report) -> dict[str, Any]:
 def render_text(report: Report, console: Console) -> None:
     for cluster in report.clusters:
         console.rule(f"[bold]Cluster {cluster.name}")
+        console.print(_probe_table(cluster))
         console.print(_tls_table(cluster))
         if not cluster.nodes_agree:
             console.print("[bold red]The nodes do not require the same TLS version.")
@@ -324,6 +354,17 @@ def render_text(report: Report, console: Console) -> None:
         for line in cluster.verdict:
             console.print(f"  - {line}", highlight=False)
         console.print()
+
+
+def _probe_table(cluster: ClusterReport) -> Table:
+    table = Table(title="Probe runs", title_justify="left")
+    for column in ("node", "probe", "result"):
+        table.add_column(column)
+    for node in cluster.nodes:
+        for line in node.probes:
+            style = "green" if line.success else "red"
+            table.add_row(node.name, line.probe, f"[{style}]{line.reason}[/]")
+    return table
 
 
 def _tls_table(cluster: ClusterReport) -> Table:

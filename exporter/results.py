@@ -10,7 +10,7 @@ import array
 import enum
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Protocol, overload
 
 
 class TlsVersion(enum.Enum):
@@ -402,6 +402,17 @@ class SnmpProbeResult:
         return self.outcome.value
 
 
+class ProbeResult(Protocol):
+    """What every probe's result says of itself: whether it is clean, and the bounded reason.
+    Each probe defines its own frozen result; nothing here lists them."""
+
+    @property
+    def success(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeRun:
     """One scheduled run of one probe against one node: what every probe produces."""
@@ -414,6 +425,3 @@ class ProbeRun:
     success: bool
     reason: str  # bounded: "ok" or a classified failure
     result: ProbeResult | None = None  # None when the run itself failed (deadline, bug)
-
-
-ProbeResult = TlsProbeResult | DirectoryProbeResult | SnmpProbeResult

@@ -1,8 +1,13 @@
 """Runs every probe against every node on an APScheduler schedule and keeps the results.
 
-One job per (node, probe): its interval and jitter from the config, `max_instances=1` so runs
-never overlap, `coalesce=True` so a stalled loop does not replay missed runs. A global
-semaphore bounds how many probe runs are in flight. Each run gets one deadline, here.
+One job per (node, probe) from `targets(config)`: its interval and jitter from the config,
+`max_instances=1` so runs never overlap, `coalesce=True` so a stalled loop does not replay
+missed runs. A global semaphore bounds how many probe runs are in flight. The runner gives each
+run its deadline.
+
+A reload keeps the schedule of every job whose node and settings did not change; only new or
+changed jobs start afresh (within their jitter), so a config reloader that posts /-/reload
+often does not start a full round against Cisco's throttled agents each time.
 
 A run that comes due while the previous one still runs (or still waits for a slot) is skipped.
 That is the sign of a daemon that cannot keep up, so it is counted in the store (a metric and
@@ -18,88 +23,36 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter.config import ClusterConfig, ExporterConfig, NodeConfig
-from exporter.probes import PROBES, ProbeSpec
-from exporter.results import ProbeResult, ProbeRun
-from exporter.store import Key, ResultStore
-from exporter.timing import Deadline
+from exporter.config import ExporterConfig
+from exporter.probes import Key, ProbeJob, ProbeRunner, targets
+from exporter.results import ProbeRun
+from exporter.store import ResultStore
+
+__all__ = ["JobInfo", "ProbeScheduler"]
 
 log = logging.getLogger(__name__)
 
 # How often the log may say that runs were skipped, per probe.
 SKIPPED_LOG_INTERVAL = 60.0
 
-# The outer guard only catches a probe that ignores its deadline (a bug); probes are expected
-# to finish by themselves, so give them this much extra before cancelling.
-_GUARD_SECONDS = 1.0
 
+@dataclass(frozen=True)
+class JobInfo:
+    """What the scheduler holds for one job."""
 
-class ProbeRunner:
-    """Runs one probe once against one node and turns whatever happens into a ProbeRun."""
-
-    def __init__(
-        self,
-        probes: Mapping[str, ProbeSpec] = PROBES,
-        clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        self.probes = probes
-        self._clock = clock
-        self._now = now
-
-    async def aclose(self) -> None:
-        """Let probes that hold resources (the SNMP engine's sockets) release them."""
-        for spec in self.probes.values():
-            close = getattr(spec.run, "aclose", None)
-            if close is not None:
-                await close()
-
-    async def run(
-        self,
-        config: ExporterConfig,
-        cluster: ClusterConfig,
-        node: NodeConfig,
-        probe: str,
-        *,
-        timeout_seconds: float | None = None,  # /probe: the scrape's time, not the config's
-    ) -> ProbeRun:
-        spec = self.probes[probe]
-        timeout = spec.settings(config).timeout if timeout_seconds is None else timeout_seconds
-        started_at, started = self._now(), self._clock()
-        deadline = Deadline(started + timeout, self._clock)
-        result: ProbeResult | None = None
-        try:
-            async with asyncio.timeout(timeout + _GUARD_SECONDS):
-                result = await spec.run(node, spec.settings(config), deadline)
-            success, reason = result.success, result.reason
-        except TimeoutError:
-            log.warning(
-                "probe=%s cluster=%s node=%s overran its deadline", probe, cluster.name, node.name
-            )
-            success, reason = False, "deadline_exceeded"
-        except Exception:
-            # Probes classify network failures themselves; anything else is our bug. Keep
-            # serving, and make it visible.
-            log.exception(
-                "probe=%s cluster=%s node=%s failed unexpectedly", probe, cluster.name, node.name
-            )
-            success, reason = False, "internal_error"
-        return ProbeRun(
-            cluster=cluster.name,
-            node=node.name,
-            probe=probe,
-            started=started_at,
-            duration_seconds=self._clock() - started,
-            success=success,
-            reason=reason,
-            result=result,
-        )
+    key: Key
+    interval: float
+    jitter: float
+    next_run: dt.datetime | None
+    max_instances: int
+    coalesce: bool
 
 
 class ProbeScheduler:
@@ -112,16 +65,20 @@ class ProbeScheduler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._runner = runner or ProbeRunner()
+        self._runner = runner or ProbeRunner(latest=store.snapshot)
         self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
         self._config: ExporterConfig | None = None
         self._limit = asyncio.Semaphore(1)
         self._in_flight: set[asyncio.Task[ProbeRun]] = set()
-        self._keys: set[Key] = set()  # the targets the current config schedules
+        self._jobs: dict[Key, ProbeJob] = {}  # what the current config schedules
         self._stopping = False
         self._skip_log = _SkipLog(clock)
         self._scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         logging.getLogger("apscheduler.scheduler").addFilter(_not_max_instances)
+
+    @property
+    def runner(self) -> ProbeRunner:
+        return self._runner
 
     def start(self, config: ExporterConfig) -> None:
         """Schedule `config` and start; call from inside the running event loop."""
@@ -129,37 +86,49 @@ class ProbeScheduler:
         self._scheduler.start()
 
     def apply(self, config: ExporterConfig) -> None:
-        """Replace every job with the ones `config` asks for (start-up and reload)."""
+        """Schedule what `config` asks for (start-up and reload): unchanged jobs keep their
+        next run, changed and new ones start within their jitter, removed ones go."""
+        slots = config.scheduler.max_concurrent_probes
+        if self._config is None or slots != self._config.scheduler.max_concurrent_probes:
+            self._limit = asyncio.Semaphore(slots)
         self._config = config
-        self._limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
-        self._scheduler.remove_all_jobs()
-        keys: list[Key] = []
+        wanted = {job.key: job for job in targets(config, self._runner.specs.values())}
+        for key in [key for key in self._jobs if key not in wanted]:
+            self._scheduler.remove_job(_job_id(key))
+            del self._jobs[key]
         now = dt.datetime.now(dt.UTC)
-        for cluster in config.clusters:
-            for node in cluster.nodes:
-                for name, spec in self._runner.probes.items():
-                    settings = spec.settings(config)
-                    if not settings.enabled or not spec.applies_to(node):
-                        continue
-                    key = (cluster.name, node.name, name)
-                    keys.append(key)
-                    # Spread first runs over the jitter window so a restart does not hit every
-                    # node at the same instant.
-                    first = now + dt.timedelta(seconds=random.uniform(0, settings.jitter))
-                    self._scheduler.add_job(
-                        self._run_job,
-                        IntervalTrigger(seconds=settings.interval, jitter=settings.jitter or None),
-                        args=[key],
-                        id="/".join(key),
-                        name="/".join(key),
-                        max_instances=1,
-                        coalesce=True,
-                        misfire_grace_time=max(1, int(settings.interval)),
-                        next_run_time=first,
-                    )
-        self._keys = set(keys)
-        self._store.retain(keys)
-        log.info("scheduled %d probe jobs", len(keys))
+        kept = 0
+        for key, job in wanted.items():
+            held = self._jobs.get(key)
+            self._jobs[key] = job  # runs read the job of the running config
+            if held is not None and (held.node, held.settings) == (job.node, job.settings):
+                kept += 1
+                continue
+            if held is not None:
+                self._scheduler.remove_job(_job_id(key))
+            self._add(job, now)
+        self._store.retain(wanted)
+        self._runner.retain(config)
+        log.info("scheduled %d probe jobs, %d of them unchanged", len(wanted), kept)
+
+    def jobs(self) -> dict[Key, JobInfo]:
+        """The jobs the scheduler holds now."""
+        found = {}
+        for job in self._scheduler.get_jobs():
+            key = _key(job.id)
+            found[key] = JobInfo(
+                key=key,
+                interval=job.trigger.interval.total_seconds(),
+                jitter=float(job.trigger.jitter or 0),
+                next_run=getattr(job, "next_run_time", None),
+                max_instances=job.max_instances,
+                coalesce=job.coalesce,
+            )
+        return found
+
+    async def run_once(self, key: Key) -> None:
+        """Run the job of `key` now, as its schedule would: in a slot, into the store."""
+        await self._run_job(key)
 
     async def stop(self) -> None:
         """Start no new runs and cancel the ones in flight, quietly: a clean shutdown."""
@@ -172,21 +141,36 @@ class ProbeScheduler:
         await asyncio.sleep(0)  # let the job coroutines see their runs end
         await self._runner.aclose()
 
+    def _add(self, job: ProbeJob, now: dt.datetime) -> None:
+        settings = job.settings
+        # Spread first runs over the jitter window so a restart does not hit every node at
+        # the same instant.
+        first = now + dt.timedelta(seconds=random.uniform(0, settings.jitter))
+        self._scheduler.add_job(
+            self._run_job,
+            IntervalTrigger(seconds=settings.interval, jitter=settings.jitter or None),
+            args=[job.key],
+            id=_job_id(job.key),
+            name=_job_id(job.key),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(settings.interval)),
+            next_run_time=first,
+        )
+
     def _skipped(self, event: JobSubmissionEvent) -> None:
         key = _key(event.job_id)
-        if key in self._keys:
+        if key in self._jobs:
             self._store.skip(key)
             self._skip_log.skipped(key[2])
 
     async def _run_job(self, key: Key) -> None:
-        config = self._config
-        target = _find(config, key) if config else None
-        if config is None or target is None:
+        config, job = self._config, self._jobs.get(key)
+        if config is None or job is None:
             return  # the job outlived a reload that removed its node
-        cluster, node = target
         try:
             async with self._limit:
-                task = asyncio.create_task(self._runner.run(config, cluster, node, key[2]))
+                task = asyncio.create_task(self._runner.run_job(config, job))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
                 run = await task
@@ -196,7 +180,7 @@ class ProbeScheduler:
                 # a slot: not an error worth a traceback (APScheduler logs one per job).
                 return
             raise
-        if key not in self._keys:
+        if key not in self._jobs:
             return  # a reload removed this target while it was being probed: drop the result
         previous = self._store.snapshot().get(key)
         self._store.put(run)
@@ -215,13 +199,8 @@ class ProbeScheduler:
         )
 
 
-def _find(config: ExporterConfig, key: Key) -> tuple[ClusterConfig, NodeConfig] | None:
-    for cluster in config.clusters:
-        if cluster.name == key[0]:
-            for node in cluster.nodes:
-                if node.name == key[1]:
-                    return cluster, node
-    return None
+def _job_id(key: Key) -> str:
+    return "/".join(key)
 
 
 def _key(job_id: str) -> Key:

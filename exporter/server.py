@@ -2,38 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import gzip
 import html
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, generate_latest
 
 from exporter import __version__
-from exporter.exposition import CachedExposition
+from exporter.metrics.exposition import Body
 from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
 from exporter.results import ProbeRun
-from exporter.store import ExporterState, ResultStore
+from exporter.store import ResultStore
 from exporter.webconfig import BasicAuth, WebConfig
 
 # Returns None when the reload worked, else the reason it did not.
 Reloader = Callable[[], Awaitable[str | None]]
 
-# Every scrape within this many seconds of a rendering gets the same body. Results change only
-# when a probe run ends, so nothing is lost, and concurrent scrapers cannot take the event loop
-# from the probes (bench/README.md, "Load and soak").
-EXPOSITION_MAX_AGE = 1.0
 
-# /metrics is gzipped for clients that ask (Prometheus does): at a thousand nodes 9.6 MB
-# become ~0.6 MB. The fastest level: compression runs on the event loop, once per rendering.
-GZIP_LEVEL = 1
+class MetricsSource(Protocol):
+    """What /metrics answers (exporter/metrics/exposition.py: cached, or a plain registry)."""
+
+    def body(self, accept: str, accept_encoding: str) -> Body: ...
 
 
 @dataclass(frozen=True)
@@ -52,33 +47,29 @@ class ListenAddress:
 
 
 class ExporterApp:
-    """Routes and handlers; everything it shows comes from what it is given.
+    """Routes and handlers; everything it shows comes from the collaborators it is given.
 
-    Given the exporter's `state` (its running configuration), it also serves /probe; without
-    it (tests of the other endpoints) there is no such route.
+    Given a `prober`, it also serves /probe; without one there is no such route.
     """
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        metrics: MetricsSource,
         store: ResultStore,
         reload: Reloader,
         *,
+        prober: OnDemandProber | None = None,
+        summarize: Callable[[ProbeRun], str] = lambda run: run.reason,
         telemetry_path: str = "/metrics",
         now: Callable[[], float] = time.time,
-        state: ExporterState | None = None,
-        exposition: CachedExposition | None = None,
     ) -> None:
-        self._registry = registry
+        self._metrics = metrics
+        self._summarize = summarize
         self._store = store
         self._reload = reload
         self._telemetry_path = telemetry_path
         self._now = now
-        self._prober = OnDemandProber(state) if state is not None else None
-        self._state = state
-        self._exposition = exposition
-        # (Accept, gzipped) -> (when rendered, the state it showed, body as sent, content type)
-        self._bodies: dict[tuple[str, bool], tuple[float, tuple[object, ...], bytes, str]] = {}
+        self._prober = prober
         self._auth = BasicAuth({})
         self._headers: dict[str, str] = {}
         self.ready = False
@@ -118,47 +109,13 @@ class ExporterApp:
         return app
 
     async def metrics(self, request: web.Request) -> web.Response:
-        accept = request.headers.get("Accept", "")
-        compress = accepts_gzip(request.headers.get("Accept-Encoding", ""))
-        if self._exposition is None:
-            encoder, content_type = choose_encoder(accept)
-            return _exposition_response(
-                _encoded(encoder(self._registry), compress), content_type, compress
-            )
-        key = (accept, compress)
-        shown = self._state_shown()
-        held = self._bodies.get(key)
-        if (
-            held is None
-            or held[1] != shown  # a reload (or a failed one) shows at once
-            or time.monotonic() - held[0] >= EXPOSITION_MAX_AGE
-        ):
-            config = self._state.config if self._state is not None else None
-            body, content_type = self._exposition.render(accept, config)
-            if len(self._bodies) > 8:  # Accept headers are few in practice; never unbounded
-                self._bodies.clear()
-            held = (time.monotonic(), shown, _encoded(body, compress), content_type)
-            self._bodies[key] = held
-            # Let go of the body once it is stale: at a thousand nodes it is ~10 MB.
-            asyncio.get_running_loop().call_later(EXPOSITION_MAX_AGE, self._forget_body, key, held)
-        return _exposition_response(held[2], held[3], compress)
-
-    def _forget_body(
-        self, key: tuple[str, bool], held: tuple[float, tuple[object, ...], bytes, str]
-    ) -> None:
-        if self._bodies.get(key) is held:
-            del self._bodies[key]
-
-    def _state_shown(self) -> tuple[object, ...]:
-        """What of the exporter's own state /metrics shows: its config and last reload."""
-        state = self._state
-        if state is None:
-            return ()
-        return (
-            id(state.config),
-            state.last_reload_successful,
-            state.last_reload_success_timestamp,
+        body = self._metrics.body(
+            request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
         )
+        headers = {"Content-Type": body.content_type, "Vary": "Accept-Encoding"}
+        if body.gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body.content, headers=headers)
 
     async def probe(self, request: web.Request) -> web.Response:
         """Probe one target now (blackbox style); 400 with a one-line reason for a bad request."""
@@ -172,7 +129,7 @@ class ExporterApp:
         result = await self._prober.probe(wanted)
         if wanted.debug:
             exposition = generate_latest(result.registry).decode()
-            return web.Response(text=render_debug(result, exposition))
+            return web.Response(text=render_debug(result, self._prober, exposition))
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         return web.Response(body=encoder(result.registry), headers={"Content-Type": content_type})
 
@@ -203,9 +160,9 @@ class ExporterApp:
         page = _LANDING.format(
             version=html.escape(__version__),
             metrics=html.escape(self._telemetry_path),
-            rows=rows or '<tr><td colspan="6">No probe has finished yet.</td></tr>',
+            rows=rows or '<tr><td colspan="7">No probe has finished yet.</td></tr>',
             failures="\n".join(self._row(run) for run in failures)
-            or '<tr><td colspan="6">None kept.</td></tr>',
+            or '<tr><td colspan="7">None kept.</td></tr>',
             probe_form=_PROBE_FORM if self._prober is not None else "",
         )
         return web.Response(text=page, content_type="text/html")
@@ -214,6 +171,7 @@ class ExporterApp:
         status = "ok" if run.success else "failed"
         cells = [html.escape(text) for text in (run.cluster, run.node, run.probe)]
         cells.append(f'<span class="{status}">{html.escape(run.reason)}</span>')
+        cells.append(html.escape(self._summarize(run)))
         cells.append(f"{run.duration_seconds:.3f}s")
         cells.append(f"{self._now() - run.started:.0f}s ago")
         return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
@@ -236,13 +194,13 @@ td, th {{ padding: .2em .8em; border-bottom: 1px solid #ddd; }}
 </ul>
 <h2>Targets</h2>
 <table>
-<tr><th>Cluster</th><th>Node</th><th>Probe</th><th>Last result</th>
+<tr><th>Cluster</th><th>Node</th><th>Probe</th><th>Last result</th><th>Outcome</th>
 <th>Duration</th><th>Age</th></tr>
 {rows}
 </table>
 <h2>Recent failures</h2>
 <table>
-<tr><th>Cluster</th><th>Node</th><th>Probe</th><th>Result</th>
+<tr><th>Cluster</th><th>Node</th><th>Probe</th><th>Result</th><th>Outcome</th>
 <th>Duration</th><th>Age</th></tr>
 {failures}
 </table>
@@ -281,27 +239,3 @@ async def serve(
     site = web.TCPSite(runner, address.host, address.port, ssl_context=ssl_context)
     await site.start()
     return runner
-
-
-def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an Accept-Encoding header takes gzip (and does not refuse it with q=0)."""
-    for offer in accept_encoding.split(","):
-        coding, _, parameters = offer.partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip"):
-            quality = parameters.strip().lower().removeprefix("q=")
-            try:
-                return not parameters.strip() or float(quality) > 0
-            except ValueError:
-                return True  # a malformed weight: take the offer rather than refuse it
-    return False
-
-
-def _encoded(body: bytes, compress: bool) -> bytes:
-    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else body
-
-
-def _exposition_response(body: bytes, content_type: str, compressed: bool) -> web.Response:
-    headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
-    if compressed:
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, headers=headers)

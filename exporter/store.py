@@ -7,10 +7,9 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from exporter.config import ExporterConfig
 from exporter.results import ProbeRun
 
-Key = tuple[str, str, str]  # cluster, node, probe
+Key = tuple[str, str, str]  # cluster, node, probe (as exporter.probes.Key)
 
 
 class ResultStore:
@@ -58,20 +57,3 @@ class ResultStore:
         with self._lock:
             runs = {id(r): r for r in (*self._failures, *self._history)}
         return sorted(runs.values(), key=lambda r: r.started, reverse=True)
-
-
-class ExporterState:
-    """The running configuration and how its last (re)load went."""
-
-    def __init__(self, config: ExporterConfig, loaded_at: float) -> None:
-        self.config = config
-        self.last_reload_successful = True
-        self.last_reload_success_timestamp = loaded_at
-
-    def reloaded(self, config: ExporterConfig, at: float) -> None:
-        self.config = config
-        self.last_reload_successful = True
-        self.last_reload_success_timestamp = at
-
-    def reload_failed(self) -> None:
-        self.last_reload_successful = False  # the previous config keeps running

@@ -38,8 +38,9 @@ def node_config(config: ExporterConfig, name: str) -> NodeConfig:
 def exposed_metrics() -> frozenset[str]:
     """Every family the collector declares (it yields them all on every scrape, even empty),
     and the sample names of its counters."""
-    from exporter.collector import CucmCollector
-    from exporter.store import ExporterState, ResultStore
+    from exporter.metrics.collector import CucmCollector
+    from exporter.state import ExporterState
+    from exporter.store import ResultStore
 
     config = parse_config("clusters: [{name: c, nodes: [{name: n, host: h}]}]", base_dir=Path.cwd())
     collector = CucmCollector(ResultStore(), ExporterState(config, 0.0))

@@ -7,12 +7,13 @@ import time
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import CucmCollector
 from exporter.config import ExporterConfig
 from exporter.lab import Lab
 from exporter.lab.tls import PortFault
-from exporter.scheduler import ProbeRunner
-from exporter.store import ExporterState, ResultStore
+from exporter.metrics.collector import CucmCollector
+from exporter.probes import ProbeRunner
+from exporter.state import ExporterState
+from exporter.store import ResultStore
 from tests.conftest import config_for, promtool_check_metrics
 
 

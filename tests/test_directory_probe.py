@@ -12,11 +12,12 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import CucmCollector
 from exporter.config import ExporterConfig, parse_config
 from exporter.lab import Lab
 from exporter.lab.directory import DirectoryFault
 from exporter.lab.tls import PortFault, unused_port
+from exporter.metrics.collector import CucmCollector
+from exporter.probes import ProbeRunner
 from exporter.probes.directory import probe_directory
 from exporter.results import (
     DirectoryOutcome,
@@ -26,8 +27,8 @@ from exporter.results import (
     RouteResult,
     TlsVersion,
 )
-from exporter.scheduler import ProbeRunner
-from exporter.store import ExporterState, ResultStore
+from exporter.state import ExporterState
+from exporter.store import ResultStore
 from exporter.timing import Deadline
 from tests.conftest import node_config, promtool_check_metrics
 

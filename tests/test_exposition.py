@@ -9,11 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from exporter.collector import CucmCollector
-from exporter.exposition import CachedExposition
 from exporter.lab import Lab
-from exporter.scheduler import ProbeRunner
-from exporter.store import ExporterState, ResultStore
+from exporter.metrics.collector import CucmCollector
+from exporter.metrics.exposition import CachedExposition
+from exporter.probes import ProbeRunner
+from exporter.state import ExporterState
+from exporter.store import ResultStore
 from tests.conftest import config_for
 
 TEXT = "text/plain"

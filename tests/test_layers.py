@@ -17,21 +17,38 @@ LAYERS: dict[str, int] = {
     "exporter.config": 1,
     "exporter.catalogue": 2,
     "exporter.webconfig": 2,
-    "exporter.impact": 3,
+    "exporter.state": 2,
+    "exporter.store": 2,
     "exporter.probes.phonexml": 2,
     "exporter.probes.snmp": 2,
     "exporter.probes.tls": 2,
     "exporter.probes.directory": 3,
-    "exporter.probes": 4,
-    "exporter.store": 4,
-    "exporter.report": 4,
-    "exporter.collector": 5,
-    "exporter.exposition": 6,
-    "exporter.scheduler": 5,
-    "exporter.ondemand": 6,
-    "exporter.server": 7,
-    "exporter.cli": 8,
-    "exporter.__main__": 9,
+    "exporter.probes.spec": 4,
+    "exporter.probes.describe": 4,
+    "exporter.probes.builtin": 5,
+    "exporter.probes.runner": 6,
+    "exporter.probes": 7,
+    "exporter.impact": 8,
+    "exporter.report": 9,
+    "exporter.metrics.freshness": 9,
+    "exporter.metrics.probe": 9,
+    "exporter.metrics.tls": 10,
+    "exporter.metrics.directory": 10,
+    "exporter.metrics.snmp": 10,
+    "exporter.metrics.phones": 10,
+    "exporter.metrics.selfmetrics": 10,
+    "exporter.metrics": 11,
+    "exporter.metrics.collector": 12,
+    "exporter.metrics.exposition": 13,
+    "exporter.scheduler": 12,
+    "exporter.ondemand": 12,
+    "exporter.server": 14,
+    "exporter.logsetup": 14,
+    "exporter.check": 14,
+    "exporter.daemon": 15,
+    "exporter.demo": 16,
+    "exporter.cli": 17,
+    "exporter.__main__": 18,
 }
 
 
@@ -75,8 +92,8 @@ def test_no_module_imports_upward() -> None:
             continue
         for imported in imports_of(path):
             if imported.startswith("exporter.lab"):
-                if name not in ("exporter.cli", "exporter.__main__"):
-                    upward.append(f"{name} -> {imported} (only the CLI may start the lab)")
+                if name not in ("exporter.demo", "exporter.__main__", "exporter.cli"):
+                    upward.append(f"{name} -> {imported} (only the CLI and demo start the lab)")
             elif imported != "exporter" and layer_of(imported) >= layer_of(name):
                 upward.append(f"{name} -> {imported}")
     assert upward == []
@@ -98,4 +115,4 @@ def test_the_check_itself_catches_an_upward_import(tmp_path: Path) -> None:
     sneaky = tmp_path / "sneaky.py"
     sneaky.write_text("from exporter.server import serve\nimport exporter.cli\n")
     assert imports_of(sneaky) == {"exporter.server", "exporter.cli"}
-    assert layer_of("exporter.server") > layer_of("exporter.collector")
+    assert layer_of("exporter.server") > layer_of("exporter.metrics.collector")

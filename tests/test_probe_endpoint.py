@@ -22,10 +22,12 @@ from exporter.config import ExporterConfig, parse_config
 from exporter.lab import Lab
 from exporter.lab.cluster import LAB_COMMUNITY
 from exporter.lab.tls import PortFault
-from exporter.ondemand import TIMEOUT_HEADER, deadline_for
-from exporter.scheduler import ProbeRunner
+from exporter.metrics.exposition import RegistryBodies
+from exporter.ondemand import TIMEOUT_HEADER, OnDemandProber, deadline_for
+from exporter.probes import ProbeRunner
 from exporter.server import ExporterApp, ListenAddress, serve
-from exporter.store import ExporterState, ResultStore
+from exporter.state import ExporterState
+from exporter.store import ResultStore
 from tests.conftest import config_for, promtool_check_metrics, start_daemon, stop_process
 from tests.test_daemon import Daemon, wait_for
 
@@ -88,7 +90,9 @@ async def running(config: ExporterConfig) -> AsyncIterator[Exporter]:
         return None
 
     state = ExporterState(config, time.time())
-    app = ExporterApp(CollectorRegistry(), ResultStore(), no_reload, state=state)
+    app = ExporterApp(
+        RegistryBodies(CollectorRegistry()), ResultStore(), no_reload, prober=OnDemandProber(state)
+    )
     runner = await serve(app.build(), ListenAddress("127.0.0.1", 0))  # 0: a free port
     try:
         port = runner.addresses[0][1]
@@ -414,7 +418,7 @@ def test_no_probe_route_without_the_configuration() -> None:
     async def no_reload() -> str | None:
         return None
 
-    app = ExporterApp(CollectorRegistry(), ResultStore(), no_reload).build()
+    app = ExporterApp(RegistryBodies(CollectorRegistry()), ResultStore(), no_reload).build()
     assert "/probe" not in {resource.canonical for resource in app.router.resources()}
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from exporter.config import parse_config
+from exporter.metrics.exposition import RegistryBodies
 from exporter.server import ExporterApp
 from exporter.store import ResultStore
 
@@ -78,7 +80,9 @@ def test_kubernetes_manifests_hang_together(monkeypatch: pytest.MonkeyPatch) -> 
     # The probes point at routes the exporter really serves.
     routes = {
         resource.canonical
-        for resource in ExporterApp(None, ResultStore(), _no_reload).build().router.resources()  # type: ignore[arg-type]
+        for resource in ExporterApp(RegistryBodies(CollectorRegistry()), ResultStore(), _no_reload)
+        .build()
+        .router.resources()
     }
     assert container["readinessProbe"]["httpGet"]["path"] in routes
     assert container["livenessProbe"]["httpGet"]["path"] in routes

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from exporter.collector import CucmCollector
 from exporter.config import ExporterConfig, NodeConfig, parse_config
-from exporter.probes import ProbeSpec
+from exporter.metrics.collector import CucmCollector
+from exporter.probes import NodeProbe, ProbeRunner, ProbeSpec
 from exporter.results import TlsProbeResult
-from exporter.scheduler import ProbeRunner, ProbeScheduler
-from exporter.store import ExporterState, Key, ResultStore
+from exporter.scheduler import ProbeScheduler
+from exporter.state import ExporterState
+from exporter.store import Key, ResultStore
 from exporter.timing import Deadline
 
 CONFIG = """
@@ -33,7 +34,7 @@ def config() -> ExporterConfig:
 
 
 def runner_with(probe: Any) -> ProbeRunner:
-    return ProbeRunner({"tls": ProbeSpec("tls", lambda c: c.probes.tls, probe)})
+    return ProbeRunner([ProbeSpec("tls", lambda c: c.probes.tls, lambda: NodeProbe(probe))])
 
 
 async def test_a_probe_that_ignores_its_deadline_is_cut_off() -> None:
@@ -73,14 +74,14 @@ async def test_one_job_per_node_and_probe_that_never_overlaps() -> None:
     scheduler = ProbeScheduler(store)
     scheduler.start(config())
     try:
-        jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
+        jobs = {"/".join(key): job for key, job in scheduler.jobs().items()}
         assert set(jobs) == {"c/a/tls", "c/b/tls", "c/a/directory", "c/b/directory"}
         for job in jobs.values():
             assert job.max_instances == 1
             assert job.coalesce is True
-        assert jobs["c/a/tls"].trigger.interval.total_seconds() == 30
-        assert jobs["c/a/tls"].trigger.jitter == 2
-        assert jobs["c/a/directory"].trigger.interval.total_seconds() == 60  # the default
+        assert jobs["c/a/tls"].interval == 30
+        assert jobs["c/a/tls"].jitter == 2
+        assert jobs["c/a/directory"].interval == 60  # the default
     finally:
         await scheduler.stop()
 
@@ -98,7 +99,7 @@ async def test_a_run_that_outlives_its_node_is_dropped() -> None:
     store = ResultStore()
     scheduler = ProbeScheduler(store, runner_with(slow))
     scheduler.apply(config())
-    job = asyncio.create_task(scheduler._run_job(("c", "a", "tls")))
+    job = asyncio.create_task(scheduler.run_once(("c", "a", "tls")))
     await started.wait()
     without_a = parse_config(
         CONFIG.replace("      - {name: a, host: 127.0.0.1}\n", ""), base_dir=Path.cwd()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
+from exporter.metrics.exposition import RegistryBodies, accepts_gzip
 from exporter.results import ProbeRun
-from exporter.server import ExporterApp, ListenAddress, accepts_gzip
+from exporter.server import ExporterApp, ListenAddress
 from exporter.store import ResultStore
 
 
@@ -31,7 +32,7 @@ async def test_landing_page_escapes_what_it_shows() -> None:
     async def no_reload() -> str | None:
         return None
 
-    app = ExporterApp(CollectorRegistry(), store, no_reload, now=lambda: 160.0)
+    app = ExporterApp(RegistryBodies(CollectorRegistry()), store, no_reload, now=lambda: 160.0)
     response = await app.landing(None)  # type: ignore[arg-type]
     page = response.text or ""
     assert "<td>&lt;c&gt;</td><td>n&amp;1</td>" in page

@@ -1,0 +1,64 @@
+"""`check`: one round of every probe on every node, read as a change-window report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+
+from exporter.catalogue import load_catalogue
+from exporter.config import ExporterConfig
+from exporter.probes import BUILTIN_PROBES, ProbeJob, ProbeRunner, ProbeSpec, targets
+from exporter.results import ProbeRun, TlsVersion
+
+__all__ = ["probe_everything", "run_check"]
+
+
+def run_check(
+    config: ExporterConfig,
+    *,
+    output_format: str,
+    assume: TlsVersion | None,
+    specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
+) -> int:
+    """Probe, print the report on stdout, and return its exit code."""
+    # Only `check` draws on a terminal: the daemon need not carry rich in memory.
+    from rich.console import Console
+
+    from exporter.report import as_json, build_report, render_text
+
+    specs = tuple(specs)
+    console = Console(stderr=True)
+    runs = asyncio.run(probe_everything(config, specs, show_progress=console.is_terminal))
+    report = build_report(config, runs, load_catalogue(config.catalogue), assume, specs)
+    if output_format == "json":
+        print(json.dumps(as_json(report), indent=2))
+    else:
+        render_text(report, Console())
+    return report.exit_code
+
+
+async def probe_everything(
+    config: ExporterConfig, specs: Iterable[ProbeSpec], *, show_progress: bool
+) -> list[ProbeRun]:
+    """One run of every applicable probe on every node, bounded like the scheduler's runs."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    specs = tuple(specs)
+    runner = ProbeRunner(specs)
+    limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
+    jobs = targets(config, specs)
+    with Progress(transient=True, disable=not show_progress, console=Console(stderr=True)) as bar:
+        task = bar.add_task("probing", total=len(jobs))
+
+        async def one(job: ProbeJob) -> ProbeRun:
+            async with limit:
+                run = await runner.run_job(config, job)
+            bar.update(task, advance=1, description="/".join(job.key))
+            return run
+
+        try:
+            return list(await asyncio.gather(*(one(job) for job in jobs)))
+        finally:
+            await runner.aclose()

@@ -1,0 +1,181 @@
+"""The daemon's wiring: store, scheduler, collector and HTTP app, reload and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from exporter.config import ConfigError, ExporterConfig, load_config
+from exporter.metrics.collector import CucmCollector
+from exporter.metrics.exposition import CachedExposition, MetricsBodies
+from exporter.ondemand import OnDemandProber
+from exporter.probes import BUILTIN_PROBES, ProbeRunner, ProbeSpec
+from exporter.results import ProbeRun
+from exporter.scheduler import ProbeScheduler
+from exporter.server import ExporterApp, ListenAddress, serve
+from exporter.state import ExporterState
+from exporter.store import ResultStore
+from exporter.webconfig import WebConfig, load_web_config
+
+__all__ = ["EXIT_CONFIG", "Daemon", "Serving", "run_daemon", "web_config_of"]
+
+log = logging.getLogger("exporter")
+
+EXIT_CONFIG = 2
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How the daemon serves HTTP: where, the metrics path, and the web config file."""
+
+    listen: ListenAddress
+    telemetry_path: str
+    web_config_file: Path | None
+
+
+def web_config_of(serving: Serving) -> WebConfig:
+    if serving.web_config_file is None:
+        return WebConfig()
+    return load_web_config(serving.web_config_file)
+
+
+class Daemon:
+    """Everything the running exporter is made of, wired once: start, reload, stop."""
+
+    def __init__(
+        self,
+        config: ExporterConfig,
+        config_file: Path,
+        serving: Serving,
+        web_config: WebConfig,
+        specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
+    ) -> None:
+        specs = tuple(specs)
+        self._config = config
+        self._config_file = config_file
+        self._serving = serving
+        self._web_config = web_config
+        self._ssl_context = web_config.ssl_context()
+        self._store = ResultStore()
+        self._state = ExporterState(config, time.time())
+        process = CollectorRegistry()
+        ProcessCollector(registry=process)
+        PlatformCollector(registry=process)
+        collector = CucmCollector(self._store, self._state, specs)
+        self._scheduler = ProbeScheduler(
+            self._store, ProbeRunner(specs, latest=self._store.snapshot)
+        )
+        self.app = ExporterApp(
+            MetricsBodies(CachedExposition(collector, process), self._state),
+            self._store,
+            self.reload,
+            # On-demand runs keep their own probe state (SNMP engines, walk caches).
+            prober=OnDemandProber(self._state, ProbeRunner(specs, latest=self._store.snapshot)),
+            summarize=_summarizer(specs),
+            telemetry_path=serving.telemetry_path,
+        )
+        self.app.use_web_config(web_config)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (useful when it was asked for port 0)."""
+        assert self._runner is not None, "not started"
+        return int(self._runner.addresses[0][1])
+
+    async def start(self) -> None:
+        """Listen, then schedule the probes; raises OSError when it cannot listen."""
+        self._runner = await serve(self.app.build(), self._serving.listen, self._ssl_context)
+        self._scheduler.start(self._config)
+        self.app.ready = True
+        listen = self._serving.listen
+        scheme = "https" if self._ssl_context is not None else "http"
+        log.info(
+            "listening on %s://%s:%d%s",
+            scheme,
+            listen.host or "*",
+            listen.port,
+            self._serving.telemetry_path,
+        )
+
+    async def reload(self) -> str | None:
+        """Re-read both config files; None when it worked, else the reason it did not."""
+        try:
+            new_config = load_config(self._config_file)
+            new_web = web_config_of(self._serving)
+            if (new_web.tls_server_config is None) != (self._ssl_context is None):
+                raise ConfigError(["turning TLS on or off needs a restart, not a reload"])
+            if self._ssl_context is not None:
+                new_web.apply_tls(self._ssl_context)  # new certificates for new connections
+        except ConfigError as error:
+            self._state.reload_failed()
+            log.error(
+                "reload failed, keeping the running configuration: %s", "; ".join(error.problems)
+            )
+            return str(error)
+        self.app.use_web_config(new_web)
+        self._scheduler.apply(new_config)
+        self._state.reloaded(new_config, time.time())
+        log.info("configuration reloaded from %s", self._config_file)
+        return None
+
+    async def stop(self) -> None:
+        self.app.ready = False
+        await self._scheduler.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def _summarizer(specs: Iterable[ProbeSpec]) -> Callable[[ProbeRun], str]:
+    by_name = {spec.name: spec for spec in specs}
+
+    def summarize(run: ProbeRun) -> str:
+        spec = by_name.get(run.probe)
+        return run.reason if spec is None else spec.summarize_run(run)
+
+    return summarize
+
+
+async def run_daemon(
+    config: ExporterConfig,
+    config_file: Path,
+    serving: Serving,
+    specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
+) -> int:
+    """Serve until SIGTERM or SIGINT; SIGHUP or POST /-/reload re-reads both config files."""
+    try:
+        daemon = Daemon(config, config_file, serving, web_config_of(serving), specs)
+    except ConfigError as error:
+        log.error("cannot use the web config: %s", "; ".join(error.problems))
+        return EXIT_CONFIG
+    try:
+        await daemon.start()
+    except OSError as error:
+        listen = serving.listen
+        log.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, error.strerror)
+        return 1
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[str | None]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(daemon.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await daemon.stop()
+    return 0

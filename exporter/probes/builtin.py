@@ -1,0 +1,69 @@
+"""The probes the exporter ships: one spec each. A new probe adds its spec here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exporter.config import ClusterConfig, NodeConfig, PortConfig, TlsProbeConfig
+from exporter.probes.describe import (
+    describe_directory,
+    describe_snmp,
+    describe_tls,
+    summarize_directory,
+    summarize_snmp,
+    summarize_tls,
+)
+from exporter.probes.directory import probe_directory
+from exporter.probes.snmp import SnmpProbe
+from exporter.probes.spec import NodeProbe, OnDemand, ProbeSpec
+from exporter.probes.tls import probe_tls
+from exporter.results import PhoneRow, SnmpProbeResult
+
+__all__ = ["BUILTIN_PROBES", "UNKNOWN_SERVICE"]
+
+UNKNOWN_SERVICE = "unknown"  # service label of a port the tls probe settings do not list
+
+
+def _tls_port_only(settings: TlsProbeConfig, port: int) -> TlsProbeConfig:
+    """The sweep narrowed to the one port a /probe target names."""
+    service = next((p.service for p in settings.ports if p.port == port), UNKNOWN_SERVICE)
+    return settings.model_copy(update={"ports": (PortConfig(port=port, service=service),)})
+
+
+def _has_snmp(cluster: ClusterConfig, node: NodeConfig) -> bool:
+    # A node's own credentials, or its cluster's (the config copies those onto the node).
+    return node.snmp is not None
+
+
+def _snmp_phones(result: SnmpProbeResult) -> Sequence[PhoneRow] | None:
+    return result.phones
+
+
+BUILTIN_PROBES: tuple[ProbeSpec, ...] = (
+    ProbeSpec(
+        name="tls",
+        settings=lambda config: config.probes.tls,
+        build=lambda: NodeProbe(probe_tls),
+        on_demand=OnDemand(adhoc=True, narrow_to_port=_tls_port_only),
+        describe=describe_tls,
+        summarize=summarize_tls,
+    ),
+    ProbeSpec(
+        name="directory",
+        settings=lambda config: config.probes.directory,
+        build=lambda: NodeProbe(probe_directory),
+        on_demand=OnDemand(adhoc=True),
+        describe=describe_directory,
+        summarize=summarize_directory,
+    ),
+    ProbeSpec(
+        name="snmp",
+        settings=lambda config: config.probes.snmp,
+        build=lambda: NodeProbe(SnmpProbe()),
+        applies_to=_has_snmp,
+        needs="SNMP credentials",
+        describe=describe_snmp,
+        summarize=summarize_snmp,
+        inventory=_snmp_phones,
+    ),
+)
