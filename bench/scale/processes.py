@@ -52,8 +52,7 @@ def lab_process(
 
 
 class Daemon(processes.Daemon):
-    """The daemon (`command`: e.g. `python -m bench.scale.experiment ...` for a labelled
-    experiment), with what the scale parts read from it: scrapes, CPU, memory, idleness."""
+    """The daemon, with what the scale parts read from it: scrapes, CPU, memory, idleness."""
 
     def get(
         self, path: str, accept: str | None = None, accept_encoding: str | None = None

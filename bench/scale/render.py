@@ -70,7 +70,6 @@ class ScaleResult:
     phones_per_node: int
     nodes: int
     phones_total: int  # sum of cucm_phones: what the exporter saw
-    experiment: str  # "" for the daemon as it is
     first_round_seconds: float
     first_round_cpu_seconds: float
     rss_mb_at_ready: float  # config loaded, nothing probed yet: the floor
@@ -145,18 +144,16 @@ def measure(
     concurrency: int,
     scrapes: Mapping[tuple[str, float], int],
     directory: Path,
-    experiment: list[str] | None = None,
 ) -> ScaleResult:
-    """`scrapes`: how many scrapes per format and spacing (see `scrape_many`). `experiment`: a
-    command that runs the daemon patched (bench/scale/experiment.py), for a labelled what-if."""
+    """`scrapes`: how many scrapes per format and spacing (see `scrape_many`)."""
     document = configs.all_probes(
         lab.base_config(), concurrency, QUIET_INTERVAL, QUIET_INTERVAL, QUIET_INTERVAL
     )
     nodes = configs.node_count(document)
-    tag = f"{lab.phones_per_node}phones" + ("-experiment" if experiment else "")
+    tag = f"{lab.phones_per_node}phones"
     config = write_config(document, directory / f"scale-render-{tag}.yml")
     log = directory / f"scale-daemon-render-{tag}.log"
-    with Daemon(config, log, experiment) as daemon:
+    with Daemon(config, log) as daemon:
         at_ready = daemon.memory_mb()
         started, cpu = time.perf_counter(), daemon.cpu_seconds()
         wait_for_all_results(daemon, nodes, FIRST_ROUND_LIMIT)
@@ -174,7 +171,6 @@ def measure(
         phones_per_node=lab.phones_per_node,
         nodes=nodes,
         phones_total=phones,
-        experiment=" ".join(experiment or []),
         first_round_seconds=first_round[0],
         first_round_cpu_seconds=first_round[1],
         rss_mb_at_ready=at_ready["VmRSS"],

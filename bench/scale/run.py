@@ -54,7 +54,6 @@ class Options:
     detect_nodes: int
     detect_spread: float
     poll: float
-    experiment: str
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -90,12 +89,6 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--detect-nodes", type=int, default=5)
     parser.add_argument("--detect-spread", type=float, default=11.0, help="seconds between changes")
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between /metrics polls")
-    parser.add_argument(
-        "--experiment",
-        default="",
-        help="render part only: run the daemon patched (bench/scale/experiment.py), e.g. "
-        "render-cache",
-    )
     args = parser.parse_args(argv)
     parts = tuple(p for p in PARTS if p in args.parts.split(","))
     if not parts:
@@ -116,7 +109,6 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         detect_nodes=args.detect_nodes,
         detect_spread=args.detect_spread,
         poll=args.poll,
-        experiment=args.experiment,
     )
 
 
@@ -140,8 +132,7 @@ def part_render(lab: LabInfo, options: Options) -> dict[str, Any]:
         ("text", render.RENDER_SPACING): options.rendered_scrapes,
         ("prometheus", render.RENDER_SPACING): options.rendered_scrapes,
     }
-    experiment = experiment_command(options.experiment)
-    result = render.measure(lab, options.concurrency, scrapes, RESULTS, experiment)
+    result = render.measure(lab, options.concurrency, scrapes, RESULTS)
     _say(f"render {lab.phones_per_node} phones/node: {render.as_rows(result)}")
     return asdict(result)
 
@@ -164,12 +155,6 @@ def part_detect(lab: LabInfo, options: Options) -> dict[str, Any]:
     )
     _say(f"detect: {detect.as_rows(result)}")
     return asdict(result)
-
-
-def experiment_command(name: str) -> list[str] | None:
-    if not name:
-        return None
-    return [sys.executable, "-m", "bench.scale.experiment", name, "--"]
 
 
 def run_parts(options: Options) -> dict[str, Any]:
