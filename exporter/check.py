@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from exporter.catalogue import load_catalogue
 from exporter.config import ExporterConfig
 from exporter.probes import BUILTIN_PROBES, ProbeJob, ProbeRunner, ProbeSpec, targets
-from exporter.results import ProbeRun, TlsVersion
+from exporter.report.model import WhatIf
+from exporter.results import ProbeRun
 
 __all__ = ["probe_everything", "run_check"]
 
@@ -18,7 +19,7 @@ def run_check(
     config: ExporterConfig,
     *,
     output_format: str,
-    assume: TlsVersion | None,
+    what_if: WhatIf | None = None,
     specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
 ) -> int:
     """Probe, print the report on stdout, and return its exit code."""
@@ -30,7 +31,7 @@ def run_check(
     specs = tuple(specs)
     console = Console(stderr=True)
     runs = asyncio.run(probe_everything(config, specs, show_progress=console.is_terminal))
-    report = build_report(config, runs, load_catalogue(config.catalogue), assume, specs)
+    report = build_report(config, runs, load_catalogue(config.catalogue), what_if, specs)
     if output_format == "json":
         print(json.dumps(as_json(report), indent=2))
     else:

@@ -19,6 +19,7 @@ from exporter.check import run_check
 from exporter.config import ConfigError, load_config
 from exporter.daemon import EXIT_CONFIG, Serving, run_daemon, web_config_of
 from exporter.logsetup import setup_logging
+from exporter.report.model import WhatIf
 from exporter.results import TlsVersion
 from exporter.server import ListenAddress
 from exporter.webconfig import load_web_config
@@ -163,11 +164,20 @@ def _demo(argv: Sequence[str]) -> int:
 # --- check -------------------------------------------------------------------------------
 
 
+_CHECK_EXIT_CODES = """exit status:
+  0  every fact was there; nothing at risk, no http/https directory route broken
+  1  phones at risk (now, or in the --assume-min-version what-if), or a route broken
+  2  bad configuration or usage; nothing was probed
+  3  nothing at risk among what could be judged, but facts are missing (no inventory,
+     a TLS policy not judged, models the catalogue does not know): not an all-clear"""
+
+
 def _check(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="cucm-directory-exporter check",
-        description="Run every probe once against every node and print a readiness report. "
-        "Exit 0: nothing at risk; 1: phones at risk or a directory route broken; 2: bad usage.",
+        description="Run every probe once against every node and print a readiness report.",
+        epilog=_CHECK_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config.file", dest="config_file", type=Path, default=Path("cucm-directory-exporter.yml")
@@ -176,8 +186,12 @@ def _check(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--assume-min-version",
         dest="assume",
-        choices=[v.value for v in TlsVersion],
-        help="what if every node required this TLS version?",
+        action="append",
+        type=_assumed_minimum,
+        default=[],
+        metavar="[NODE=]VERSION",
+        help="what if every node (or only NODE; repeatable) required this TLS version? "
+        f"VERSION is one of {', '.join(v.value for v in TlsVersion)}",
     )
     parser.add_argument(
         "--log.level", dest="log_level", default="warn", choices=["debug", "info", "warn", "error"]
@@ -189,5 +203,23 @@ def _check(argv: Sequence[str]) -> int:
     except ConfigError as error:
         _print_config_error(args.config_file, error)
         return EXIT_CONFIG
-    assume = TlsVersion(args.assume) if args.assume else None
-    return run_check(config, output_format=args.format, assume=assume)
+    what_if = WhatIf(
+        everywhere=next((v for node, v in reversed(args.assume) if node is None), None),
+        nodes={node: v for node, v in args.assume if node is not None},
+    )
+    configured = {node.name for cluster in config.clusters for node in cluster.nodes}
+    if unknown := sorted(set(what_if.nodes) - configured):
+        parser.error(f"argument --assume-min-version: no configured node named {unknown[0]!r}")
+    return run_check(config, output_format=args.format, what_if=what_if)
+
+
+def _assumed_minimum(text: str) -> tuple[str | None, TlsVersion]:
+    """'1.2' -> (None, 1.2): every node; 'cucm-pub=1.2' -> ('cucm-pub', 1.2)."""
+    node, _, version = text.rpartition("=")
+    try:
+        return (node or None), TlsVersion(version)
+    except ValueError:
+        choices = ", ".join(repr(v.value) for v in TlsVersion)
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {version!r} (choose from {choices}, as VERSION or NODE=VERSION)"
+        ) from None

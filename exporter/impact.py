@@ -1,24 +1,33 @@
 """Which registered phones are cut off from the HTTPS directory: inventory x TLS policy x catalogue.
 
-Pure functions, no network. A legacy phone fetches the secure directory from the first node of
-its CallManager group, after a TLS handshake with that node's TVS; so a phone registered to a
-node is at risk when its highest TLS version is below the stricter of that node's TVS and
-Tomcat minimums.
+Pure functions, no network: the one computation behind /metrics, `check` and its what-if. A
+legacy phone fetches the secure directory from the first node of its CallManager group, after
+a TLS handshake with that node's TVS; so a phone registered to a node is at risk when its
+highest TLS version is below the stricter of that node's TVS and Tomcat minimums.
+
+Every verdict carries its completeness. A phone whose model the catalogue does not know, or
+whose node's TLS policy could not be read, is counted as unknown, with the reason; a node whose
+inventory could not be read is marked as such. "0 at risk" is only ever said with the facts
+for it.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from exporter.catalogue import Catalogue
+from exporter.catalogue import Capability, Catalogue
 from exporter.probes.spec import Key, ProbeSpec
 from exporter.results import PhoneRow, ProbeRun, TlsProbeResult, TlsVersion
 
 __all__ = [
     "ClusterPhones",
+    "Missing",
+    "NodeFacts",
     "PhoneSummaries",
+    "Verdict",
     "cluster_phones",
     "dedupe",
     "required_version",
@@ -27,6 +36,36 @@ __all__ = [
 
 # The listeners a legacy phone's directory lookup goes through (DESIGN.md, tls-probing.md §5).
 DIRECTORY_SERVICES = ("tvs", "tomcat")
+TLS_PROBE = "tls"  # the probe whose sweep gives a node's TLS policy
+
+
+class Verdict(enum.Enum):
+    """What the TLS policy means for one registered phone's corporate directory."""
+
+    FINE = "fine"  # its best TLS version meets what its directory path requires
+    AT_RISK = "at_risk"  # it cannot: the phone shows "Host not found"
+    NO_DIRECTORY = "no_directory"  # no corporate directory over TVS/ccmcip to lose
+    UNKNOWN = "unknown"  # a fact is missing: see the reason
+
+
+class Missing(enum.Enum):
+    """A fact a verdict needs and does not have. Bounded: these are label values."""
+
+    INVENTORY_NOT_CONFIGURED = "inventory_not_configured"  # no inventory probe for the node
+    INVENTORY_FAILED = "inventory_failed"  # its inventory probe ran and could not read it
+    TLS_POLICY_UNKNOWN = "tls_policy_unknown"  # the TVS/Tomcat minimum could not be judged
+    CAPABILITY_UNKNOWN = "capability_unknown"  # the catalogue does not know the model/firmware
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What a node's verdict rests on, and what it lacks (with the probes' own reasons)."""
+
+    missing: Mapping[Missing, str] = field(default_factory=dict)  # fact -> why, for people
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
 
 @dataclass(frozen=True)
@@ -34,8 +73,39 @@ class ClusterPhones:
     """Counts that do not grow with the number of phones, only with models and statuses."""
 
     phones: Mapping[tuple[str, str, str, str], int]  # (node, model, status, max_tls) -> count
-    at_risk: Mapping[tuple[str, str], int]  # (node, model) -> registered phones cut off
+    # Registered phones: (node, model, max_tls, verdict, missing or "") -> count.
+    verdicts: Mapping[tuple[str, str, str, Verdict, str], int]
     required: Mapping[str, TlsVersion]  # node -> the TLS version its directory path requires
+    facts: Mapping[str, NodeFacts]  # node -> its completeness (configured nodes only)
+
+    @property
+    def at_risk(self) -> dict[tuple[str, str], int]:
+        """(node, model) -> registered phones cut off, every firmware level of the model."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for (node, model, _, verdict, _), count in self.verdicts.items():
+            # A judged model is listed even at 0, so alerts see it resolve.
+            if verdict in (Verdict.AT_RISK, Verdict.FINE):
+                counts[(node, model)] += count if verdict is Verdict.AT_RISK else 0
+        return dict(counts)
+
+    def count(self, verdict: Verdict, node: str | None = None) -> int:
+        return sum(
+            n
+            for (at, _, _, v, _), n in self.verdicts.items()
+            if v is verdict and node in (None, at)
+        )
+
+    def unknown_by_reason(self) -> dict[tuple[str, str], int]:
+        """(node, missing fact) -> registered phones that could not be judged for it."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for (node, _, _, verdict, missing), count in self.verdicts.items():
+            if verdict is Verdict.UNKNOWN:
+                counts[(node, missing)] += count
+        return dict(counts)
+
+    @property
+    def complete(self) -> bool:
+        return all(facts.complete for facts in self.facts.values())
 
 
 def required_version(tls: TlsProbeResult) -> TlsVersion | None:
@@ -64,89 +134,177 @@ def dedupe(inventories: Mapping[str, Sequence[PhoneRow]]) -> dict[str, list[Phon
     return result
 
 
+def _directory_at_stake(capability: Capability) -> bool:
+    """Whether the device's corporate directory goes through TVS and ccmcip over HTTPS."""
+    use = getattr(capability, "directory", None)
+    return use is None or getattr(use, "value", use) == "tvs_https"
+
+
+def judge(capability: Capability, required: TlsVersion | None) -> tuple[Verdict, Missing | None]:
+    """One registered phone's verdict against the minimum its directory path requires."""
+    if not _directory_at_stake(capability):
+        return Verdict.NO_DIRECTORY, None
+    if capability.max_tls is None:
+        return Verdict.UNKNOWN, Missing.CAPABILITY_UNKNOWN
+    if required is None:
+        return Verdict.UNKNOWN, Missing.TLS_POLICY_UNKNOWN
+    return (Verdict.AT_RISK if capability.max_tls.number < required.number else Verdict.FINE), None
+
+
 def summarize(
     inventories: Mapping[str, Sequence[PhoneRow]],
     required: Mapping[str, TlsVersion | None],
     catalogue: Catalogue,
+    facts: Mapping[str, NodeFacts] | None = None,
+    assume: Mapping[str, TlsVersion] | None = None,
 ) -> ClusterPhones:
+    """`inventories`: the phone rows per node that has them; `required`: each node's
+    directory-path minimum (None: unknown); `facts`: each configured node's completeness;
+    `assume`: a what-if minimum per node, which replaces the node's own (that is what
+    `set tls min-version` does), so a what-if needs no reading of today's policy."""
+    required = {**required, **(assume or {})}
     phones: Counter[tuple[str, str, str, str]] = Counter()
-    at_risk: Counter[tuple[str, str]] = Counter()
+    verdicts: Counter[tuple[str, str, str, Verdict, str]] = Counter()
+    unknown_capability: dict[str, int] = {}
     for node, rows in dedupe(inventories).items():
         needed = required.get(node)
         for row in rows:
             capability = catalogue.lookup(row.product, row.active_load)
             model = row.product or "unknown"
             phones[(node, model, row.status, capability.max_tls_label)] += 1
-            if needed is None or capability.max_tls is None or row.status != "registered":
-                continue  # unknown capability is never guessed into a risk
-            at_risk[(node, model)] += capability.max_tls.number < needed.number
+            if row.status != "registered":
+                continue
+            verdict, missing = judge(capability, needed)
+            verdicts[(node, model, capability.max_tls_label, verdict, _text(missing))] += 1
+            if missing is Missing.CAPABILITY_UNKNOWN:
+                unknown_capability[node] = unknown_capability.get(node, 0) + 1
+    all_facts = dict(facts) if facts is not None else {node: NodeFacts() for node in inventories}
+    for node, count in unknown_capability.items():
+        held = all_facts.get(node, NodeFacts())
+        all_facts[node] = NodeFacts(
+            {
+                **held.missing,
+                Missing.CAPABILITY_UNKNOWN: f"{count} phones of models or firmware "
+                "the catalogue does not know",
+            }
+        )
     return ClusterPhones(
         phones=dict(phones),
-        at_risk=dict(at_risk),
+        verdicts=dict(verdicts),
         required={node: v for node, v in required.items() if v is not None},
+        facts=all_facts,
     )
 
 
+def _text(missing: Missing | None) -> str:
+    return "" if missing is None else missing.value
+
+
+# --- from probe runs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    used: tuple[tuple[Key, ProbeRun], ...]  # the runs the summary depends on
+    nodes: tuple[str, ...]  # the cluster's configured nodes
+
+
 def _inputs(
-    runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec]
-) -> list[tuple[Key, ProbeRun]]:
+    runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec], nodes: Iterable[str]
+) -> _Inputs:
     """The runs a cluster's phone summary depends on: inventory sources and TLS sweeps."""
-    return [
+    used = tuple(
         (key, run)
         for key, run in sorted(runs.items())
         if isinstance(run.result, TlsProbeResult)
+        or key[2] == TLS_PROBE
         or ((spec := specs.get(key[2])) is not None and spec.inventory is not None)
-    ]
+    )
+    return _Inputs(used, tuple(nodes))
 
 
 def _summarize_runs(
-    used: Iterable[tuple[Key, ProbeRun]], specs: Mapping[str, ProbeSpec], catalogue: Catalogue
+    inputs: _Inputs,
+    specs: Mapping[str, ProbeSpec],
+    catalogue: Catalogue,
+    assume: Mapping[str, TlsVersion] | None = None,
 ) -> ClusterPhones:
     inventories: dict[str, Sequence[PhoneRow]] = {}
     required: dict[str, TlsVersion | None] = {}
-    for (_, node, probe), run in used:
+    tls_missing: dict[str, str] = {}
+    inventory_failed: dict[str, str] = {}
+    for (_, node, probe), run in inputs.used:
         if isinstance(run.result, TlsProbeResult):
             required[node] = required_version(run.result)
+            if required[node] is None:
+                tls_missing[node] = "the TVS or Tomcat minimum could not be judged"
+        elif probe == TLS_PROBE:
+            tls_missing[node] = f"the tls probe failed ({run.reason})"
         elif (rows := specs[probe].phones(run)) is not None:
             inventories.setdefault(node, rows)  # the first source in spec order wins
-    return summarize(inventories, required, catalogue)
+        else:
+            inventory_failed.setdefault(node, f"{probe}: {run.reason}")
+    facts: dict[str, NodeFacts] = {}
+    for node in dict.fromkeys((*inputs.nodes, *inventories)):
+        missing: dict[Missing, str] = {}
+        if node not in inventories:
+            if node in inventory_failed:
+                missing[Missing.INVENTORY_FAILED] = inventory_failed[node]
+            else:
+                missing[Missing.INVENTORY_NOT_CONFIGURED] = "no phone inventory probe runs here"
+        # A node known to have no registered phone needs no TLS policy for its verdict.
+        has_phones = any(row.status == "registered" for row in inventories.get(node, ()))
+        if (
+            required.get(node) is None
+            and node not in (assume or {})
+            and (has_phones or node not in inventories)
+        ):
+            missing[Missing.TLS_POLICY_UNKNOWN] = tls_missing.get(node, "the tls probe has not run")
+        facts[node] = NodeFacts(missing)
+    return summarize(inventories, required, catalogue, facts, assume)
 
 
 def cluster_phones(
-    runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec], catalogue: Catalogue
+    runs: Mapping[Key, ProbeRun],
+    specs: Mapping[str, ProbeSpec],
+    catalogue: Catalogue,
+    nodes: Iterable[str] = (),
+    assume: Mapping[str, TlsVersion] | None = None,
 ) -> ClusterPhones:
-    """One cluster's phones and phones at risk, from its latest runs: the inventory comes from
-    whichever probes' specs say their results carry phone rows."""
-    return _summarize_runs(_inputs(runs, specs), specs, catalogue)
+    """One cluster's phones and verdicts, from its latest runs: the inventory comes from
+    whichever probes' specs say their results carry phone rows. `nodes`: the cluster's
+    configured nodes, so that a node with no run at all is reported as lacking facts."""
+    return _summarize_runs(_inputs(runs, specs, nodes), specs, catalogue, assume)
 
 
 class PhoneSummaries:
     """`cluster_phones` per cluster, recomputed only when a run it was computed from changed.
 
     It holds the runs it used (not their ids, which a freed object's successor can reuse), so
-    an unchanged cluster costs a comparison by identity per scrape, not O(phones).
+    an unchanged cluster costs a comparison by identity per scrape, not O(phones). One is made
+    per configuration, so removed clusters go with the configuration they were in.
     """
 
     def __init__(self, specs: Mapping[str, ProbeSpec], catalogue: Catalogue) -> None:
         self._specs = specs
         self._catalogue = catalogue
-        self._held: dict[str, tuple[tuple[ProbeRun, ...], ClusterPhones]] = {}
+        self._held: dict[str, tuple[_Inputs, ClusterPhones]] = {}
 
-    def of(self, cluster: str, runs: Mapping[Key, ProbeRun]) -> ClusterPhones:
-        used = _inputs(runs, self._specs)
-        objects = tuple(run for _, run in used)
+    def of(
+        self, cluster: str, runs: Mapping[Key, ProbeRun], nodes: Iterable[str] = ()
+    ) -> ClusterPhones:
+        inputs = _inputs(runs, self._specs, nodes)
         held = self._held.get(cluster)
-        if (
-            held is not None
-            and len(held[0]) == len(objects)
-            and all(a is b for a, b in zip(held[0], objects, strict=True))
-        ):
+        if held is not None and _same(held[0], inputs):
             return held[1]
-        summary = _summarize_runs(used, self._specs, self._catalogue)
-        self._held[cluster] = (objects, summary)
+        summary = _summarize_runs(inputs, self._specs, self._catalogue)
+        self._held[cluster] = (inputs, summary)
         return summary
 
-    def retain(self, clusters: Iterable[str]) -> None:
-        """Keep only the clusters still configured."""
-        wanted = set(clusters)
-        self._held = {name: held for name, held in self._held.items() if name in wanted}
+
+def _same(a: _Inputs, b: _Inputs) -> bool:
+    return (
+        a.nodes == b.nodes
+        and len(a.used) == len(b.used)
+        and all(x[1] is y[1] for x, y in zip(a.used, b.used, strict=True))
+    )

@@ -8,7 +8,28 @@ import logging
 import sys
 import time
 
-__all__ = ["JsonFormatter", "LogfmtFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "LogfmtFormatter", "fields", "setup_logging"]
+
+_FIELDS = "structured_fields"  # the LogRecord attribute `fields()` fills
+
+
+def fields(**values: object) -> dict[str, dict[str, str]]:
+    """`log.info("probe outcome changed", extra=fields(node=..., outcome=...))`: key-value
+    pairs that the formatters print as fields of their own (logfmt keys, JSON members), so
+    that logfmt and Loki parsers can select on them. Values print as text; booleans as
+    `true`/`false`, as Go's components spell them."""
+    return {_FIELDS: {key: _text(value) for key, value in values.items()}}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _extra(record: logging.LogRecord) -> dict[str, str]:
+    extra = getattr(record, _FIELDS, None)
+    return dict(extra) if isinstance(extra, dict) else {}
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -22,6 +43,8 @@ class LogfmtFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key, value in _extra(record).items():
+            fields.setdefault(key, value)
         if record.exc_info:
             fields["err"] = self.formatException(record.exc_info)
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
@@ -29,12 +52,14 @@ class LogfmtFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
+        fields: dict[str, object] = {
             "ts": record.created,
             "level": _level_name(record),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key, value in _extra(record).items():
+            fields.setdefault(key, value)
         if record.exc_info:
             fields["err"] = self.formatException(record.exc_info)
         return json.dumps(fields)

@@ -31,6 +31,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.config import ExporterConfig
+from exporter.logsetup import fields
 from exporter.probes import Key, ProbeJob, ProbeRunner, targets
 from exporter.results import ProbeRun
 from exporter.store import ResultStore
@@ -184,18 +185,30 @@ class ProbeScheduler:
             return  # a reload removed this target while it was being probed: drop the result
         previous = self._store.snapshot().get(key)
         self._store.put(run)
-        level = (
-            logging.INFO if previous is None or previous.success != run.success else logging.DEBUG
+        self._log_run(run, previous)
+
+    def _log_run(self, run: ProbeRun, previous: ProbeRun | None) -> None:
+        """Every change of a classified outcome (a route's result, a port's accepted set, an
+        inventory source failing) is logged once at info, as fields; repeats only at debug."""
+        summarize = self._runner.specs[run.probe].summarize_run
+        outcome = summarize(run)
+        changed = previous is None or (previous.success, summarize(previous)) != (
+            run.success,
+            outcome,
         )
         log.log(
-            level,
-            "probe=%s cluster=%s node=%s success=%s reason=%s duration=%.3fs",
-            key[2],
-            key[0],
-            key[1],
-            run.success,
-            run.reason,
-            run.duration_seconds,
+            logging.INFO if changed else logging.DEBUG,
+            "probe outcome changed" if changed else "probe outcome unchanged",
+            extra=fields(
+                probe=run.probe,
+                cluster=run.cluster,
+                node=run.node,
+                success=run.success,
+                reason=run.reason,
+                outcome=outcome,
+                previous=summarize(previous) if previous is not None else "",
+                duration_seconds=f"{run.duration_seconds:.3f}",
+            ),
         )
 
 

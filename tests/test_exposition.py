@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from exporter.config import ExporterConfig
 from exporter.lab import Lab
 from exporter.metrics.collector import CucmCollector
 from exporter.metrics.exposition import CachedExposition
@@ -18,6 +19,16 @@ from exporter.store import ResultStore
 from tests.conftest import config_for
 
 TEXT = "text/plain"
+
+
+def _without_node(config: ExporterConfig, name: str) -> ExporterConfig:
+    clusters = tuple(
+        cluster.model_copy(update={"nodes": tuple(n for n in cluster.nodes if n.name != name)})
+        for cluster in config.clusters
+    )
+    return config.model_copy(update={"clusters": clusters})
+
+
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
@@ -57,8 +68,10 @@ async def test_cached_rendering_equals_the_library_rendering(lab: Lab, accept: s
             in second
         )
         # A reload that drops a node drops its cached text too.
+        reloaded = _without_node(config, "cucm-sub1")
+        state.reloaded(reloaded, time.time())
         store.retain([k for k in store.snapshot() if k[1] != "cucm-sub1"])
-        third, _ = exposition.render(accept, config)
+        third, _ = exposition.render(accept, reloaded)
         assert third == encoder(registry)
         assert b'node="cucm-sub1"' not in third
     finally:

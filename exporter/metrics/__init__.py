@@ -12,9 +12,11 @@ from collections.abc import Iterable
 
 from prometheus_client.core import Metric
 
+from exporter.config import ClusterConfig
 from exporter.impact import ClusterPhones
 from exporter.metrics.directory import DirectoryFamilies
 from exporter.metrics.freshness import Freshness
+from exporter.metrics.nodes import node_info_family
 from exporter.metrics.phones import PhoneFamilies
 from exporter.metrics.probe import ProbeFamilies, timeout_family
 from exporter.metrics.snmp import SnmpFamilies
@@ -28,9 +30,11 @@ def target_families(
     runs: Iterable[ProbeRun],
     phones: Iterable[tuple[str, ClusterPhones]],
     freshness: Freshness,
+    clusters: Iterable[ClusterConfig] = (),
 ) -> list[Metric]:
-    """Every target family, in exposition order, filled from `runs` and the clusters'
-    `phones`; families with no sample are kept (the cache renders their headers from them)."""
+    """Every target family, in exposition order, filled from `runs`, the clusters' `phones`
+    and the configured `clusters`' nodes; families with no sample are kept (the cache renders
+    their headers from them)."""
     bookkeeping = ProbeFamilies()
     per_run = (TlsFamilies(freshness), DirectoryFamilies(freshness))
     node_state = SnmpFamilies(freshness)
@@ -43,6 +47,7 @@ def target_families(
     for cluster, summary in phones:
         phone_families.add(cluster, summary)
     return [
+        node_info_family(clusters),
         *bookkeeping.all(),
         *(family for subject in per_run for family in subject.all()),
         *phone_families.all(),

@@ -15,7 +15,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.catalogue import load_catalogue
-from exporter.config import ExporterConfig
+from exporter.config import ClusterConfig, ExporterConfig
 from exporter.impact import ClusterPhones, PhoneSummaries
 from exporter.metrics import Freshness, target_families
 from exporter.metrics.selfmetrics import self_families
@@ -57,12 +57,18 @@ class CucmCollector(Collector):
         return []  # collect() is cheap but dynamic; nothing to pre-register
 
     def collect(self) -> Iterator[Metric]:
-        self._follow_config()
+        config = self._follow_config()
         snapshot = self._store.snapshot()
-        clusters = _by_cluster(snapshot)
-        phones = [(cluster, self._phones.of(cluster, runs)) for cluster, runs in clusters.items()]
+        runs = _by_cluster(snapshot)
+        phones = [
+            (
+                cluster.name,
+                self._phones.of(cluster.name, runs.get(cluster.name, {}), _nodes(cluster)),
+            )
+            for cluster in config.clusters
+        ]
         yield from target_families(
-            [run for _, run in sorted(snapshot.items())], phones, self._freshness
+            [run for _, run in sorted(snapshot.items())], phones, self._freshness, config.clusters
         )
         yield from self.self_families()
 
@@ -75,17 +81,19 @@ class CucmCollector(Collector):
         """The target families cut into pieces that change independently: one per probe run
         and one per cluster's phone summary. A piece whose `token` is unchanged since the last
         scrape renders to the same text, so a scrape re-renders only what probes changed."""
-        self._follow_config()
-        pieces: list[Segment] = []
-        for cluster, runs in _by_cluster(self._store.snapshot()).items():
-            for key, run in runs.items():
+        config = self._follow_config()
+        pieces = [Segment(("config",), config, functools.partial(self._node_families, config))]
+        runs = _by_cluster(self._store.snapshot())
+        for cluster in config.clusters:
+            mine = runs.get(cluster.name, {})
+            for key, run in mine.items():
                 pieces.append(Segment(key, run, functools.partial(self._run_families, run)))
-            summary = self._phones.of(cluster, runs)
+            summary = self._phones.of(cluster.name, mine, _nodes(cluster))
             pieces.append(
                 Segment(
-                    ("phones", cluster),
+                    ("phones", cluster.name),
                     summary,
-                    functools.partial(self._phone_families, cluster, summary),
+                    functools.partial(self._phone_families, cluster.name, summary),
                 )
             )
         return pieces
@@ -102,15 +110,23 @@ class CucmCollector(Collector):
     def _phone_families(self, cluster: str, summary: ClusterPhones) -> list[Metric]:
         return target_families((), ((cluster, summary),), self._freshness)
 
-    def _follow_config(self) -> None:
+    def _node_families(self, config: ExporterConfig) -> list[Metric]:
+        return target_families((), (), self._freshness, config.clusters)
+
+    def _follow_config(self) -> ExporterConfig:
         config = self._state.config
         if config is self._config:
-            return
+            return config
         self._config = config
         self._phones = PhoneSummaries(self._specs, load_catalogue(config.catalogue))
         self._freshness = Freshness(
             {name: spec.settings(config).interval for name, spec in self._specs.items()}
         )
+        return config
+
+
+def _nodes(cluster: ClusterConfig) -> tuple[str, ...]:
+    return tuple(node.name for node in cluster.nodes)
 
 
 def _by_cluster(snapshot: Mapping[Key, ProbeRun]) -> dict[str, dict[Key, ProbeRun]]:

@@ -5,6 +5,10 @@ Counts never grow with the number of phones, only with nodes, models and statuse
     cucm_phones{cluster="lab",node="p",model="Cisco 7962",status="registered",max_tls="1.0"} 40
     cucm_phones_directory_at_risk{cluster="lab",node="cucm-pub",model="Cisco 7962"} 40.0
     cucm_node_required_tls_version{cluster="lab",node="cucm-pub"} 1.2
+    cucm_phones_directory_state{cluster="lab",node="p",model="Cisco 7962",state="at_risk"} 40
+    cucm_phones_directory_unknown{cluster="lab",node="p",missing="capability_unknown"} 1
+    cucm_node_verdict_complete{cluster="lab",node="cucm-pub"} 0
+    cucm_node_verdict_missing_info{cluster="lab",node="cucm-pub",missing="inventory_failed"} 1
 """
 
 from __future__ import annotations
@@ -46,6 +50,35 @@ class PhoneFamilies:
             NODE,
         )
 
+        self.state = family(
+            "cucm_phones_directory_state",
+            "Registered phones by what the TLS policy means for their corporate directory: "
+            'fine, at_risk (they show "Host not found"), no_directory (no TVS/ccmcip '
+            "directory to lose) or unknown (a fact is missing: see "
+            "cucm_phones_directory_unknown).",
+            [*NODE, "model", "state"],
+        )
+        self.unknown = family(
+            "cucm_phones_directory_unknown",
+            "Registered phones whose verdict could not be reached, by the missing fact "
+            "(capability_unknown: the catalogue does not know the model or firmware; "
+            "tls_policy_unknown: the node's TVS/Tomcat minimum could not be judged).",
+            [*NODE, "missing"],
+        )
+        self.complete = family(
+            "cucm_node_verdict_complete",
+            "1 if the node's phone verdict rests on every fact it needs (inventory read, TLS "
+            "policy judged, every registered model known); 0 means a count of 0 at risk is "
+            "not an all-clear.",
+            NODE,
+        )
+        self.missing = family(
+            "cucm_node_verdict_missing_info",
+            "1 for each fact the node's phone verdict lacks (inventory_not_configured, "
+            "inventory_failed, tls_policy_unknown, capability_unknown).",
+            [*NODE, "missing"],
+        )
+
     def add(self, cluster: str, summary: ClusterPhones) -> None:
         for (node, model, status, max_tls), count in sorted(summary.phones.items()):
             self.phones.add_metric([cluster, node, model, status, max_tls], float(count))
@@ -53,6 +86,27 @@ class PhoneFamilies:
             self.at_risk.add_metric([cluster, node, model], float(count))
         for node, version in sorted(summary.required.items()):
             self.required.add_metric([cluster, node], version.number)
+        states: dict[tuple[str, str, str], int] = {}
+        for (node, model, _, verdict, _), count in summary.verdicts.items():
+            states[(node, model, verdict.value)] = (
+                states.get((node, model, verdict.value), 0) + count
+            )
+        for (node, model, state), count in sorted(states.items()):
+            self.state.add_metric([cluster, node, model, state], float(count))
+        for (node, missing), count in sorted(summary.unknown_by_reason().items()):
+            self.unknown.add_metric([cluster, node, missing], float(count))
+        for node, facts in sorted(summary.facts.items()):
+            self.complete.add_metric([cluster, node], 1.0 if facts.complete else 0.0)
+            for missing in sorted(m.value for m in facts.missing):
+                self.missing.add_metric([cluster, node, missing], 1.0)
 
     def all(self) -> tuple[Metric, ...]:
-        return (self.phones, self.at_risk, self.required)
+        return (
+            self.phones,
+            self.at_risk,
+            self.required,
+            self.state,
+            self.unknown,
+            self.complete,
+            self.missing,
+        )

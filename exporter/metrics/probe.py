@@ -23,7 +23,10 @@ class ProbeFamilies:
     def __init__(self) -> None:
         self.success = GaugeMetricFamily(
             "cucm_probe_success",
-            "1 if the last run of the probe gave a clean verdict for every target.",
+            "1 if the last run's measurement worked: the node answered, so the probe's verdicts "
+            "are readings. A rejected TLS version or a failing directory route is a successful "
+            "measurement of a bad state (see cucm_tls_version_accepted, cucm_directory_up); "
+            "unlike blackbox_exporter's probe_success, this is not the target's health.",
             labels=LABELS,
         )
         self.duration = GaugeMetricFamily(
