@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.runtime
+# Flags for the demo, e.g. make demo DEMO_FLAGS="--web.listen-address 127.0.0.1:9100"
+DEMO_FLAGS ?=
 
 .PHONY: demo test lint system-deps bench clean
 
@@ -12,8 +15,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/cucm-directory-exporter demo
+# The demo needs the runtime dependencies only; the tests add the dev tools.
+$(RUNTIME_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)
+	$(BIN)/cucm-directory-exporter demo $(DEMO_FLAGS)
 
 system-deps:
 	scripts/system-deps

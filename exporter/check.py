@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from collections import Counter
 from collections.abc import Iterable
 
 from exporter.catalogue import load_catalogue
@@ -35,7 +37,8 @@ def run_check(
     if output_format == "json":
         print(json.dumps(as_json(report), indent=2))
     else:
-        render_text(report, Console())
+        # Piped into a file or a pager, rich would wrap at 80 columns: give it room instead.
+        render_text(report, Console() if sys.stdout.isatty() else Console(width=240))
     return report.exit_code
 
 
@@ -50,13 +53,27 @@ async def probe_everything(
     runner = ProbeRunner(specs)
     limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
     jobs = targets(config, specs)
-    with Progress(transient=True, disable=not show_progress, console=Console(stderr=True)) as bar:
+    totals = Counter((job.key[0], job.key[1]) for job in jobs)
+    remaining = totals.copy()
+    failed: Counter[tuple[str, str]] = Counter()
+    stderr = Console(stderr=True)
+    with Progress(transient=True, disable=not show_progress, console=stderr) as bar:
         task = bar.add_task("probing", total=len(jobs))
 
         async def one(job: ProbeJob) -> ProbeRun:
             async with limit:
                 run = await runner.run_job(config, job)
             bar.update(task, advance=1, description="/".join(job.key))
+            node = (job.key[0], job.key[1])
+            remaining[node] -= 1
+            failed[node] += not run.success
+            if not show_progress and remaining[node] == 0:
+                # Not a terminal (CI, a pipe): a line per finished node instead of a bar.
+                print(
+                    f"probed {node[0]}/{node[1]}: {failed[node]} of {totals[node]} probes failed",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return run
 
         try:

@@ -1,9 +1,10 @@
 """Command line: flags and dispatch. The daemon's wiring, logging, check and the demo live in
 modules of their own (exporter/daemon.py, logsetup.py, check.py, demo.py).
 
-cucm-directory-exporter [--config.file FILE] [--web.listen-address :10027] ...   run (default)
-cucm-directory-exporter demo                                       lab + exporter, no config
-cucm-directory-exporter lab {serve,set-tls,fault,status}           the simulated cluster
+cucm-directory-exporter [run] [--config.file FILE] [--web.listen-address :10027] ...
+cucm-directory-exporter check [--assume-min-version [NODE=]VERSION] ...  change-window report
+cucm-directory-exporter demo                                          lab + exporter, no config
+cucm-directory-exporter lab {serve,set-tls,fault,status,...}          the simulated cluster
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from exporter import __version__
 from exporter.check import run_check
 from exporter.config import ConfigError, load_config
 from exporter.daemon import EXIT_CONFIG, Serving, run_daemon, web_config_of
@@ -22,11 +23,30 @@ from exporter.logsetup import setup_logging
 from exporter.report.model import WhatIf
 from exporter.results import TlsVersion
 from exporter.server import ListenAddress
+from exporter.version import version_block
 from exporter.webconfig import load_web_config
 
 # 10027: the first port above the allocations listed on Prometheus' "Default port allocations"
 # wiki page as we know it (10001-10024 and 10026 are taken; see README).
 DEFAULT_LISTEN = ":10027"
+
+
+# Paths the HTTP app serves besides the metrics: the telemetry path must not hide one.
+RESERVED_PATHS = ("/", "/probe", "/-/healthy", "/-/ready", "/-/reload")
+
+COMMANDS = {
+    "run": "run the exporter (the default: its flags may be given without the word run)",
+    "check": "probe every node once and print a change-window report (exit 0, 1, 2 or 3)",
+    "demo": "start the simulated CUCM lab on loopback and the exporter against it",
+    "lab": "run or steer the simulated CUCM lab (see: lab --help)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad flags and values end in one line on stderr and exit status 2, as Go's kingpin."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,35 +55,104 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.lab.cli import main as lab_main  # the lab is only loaded when asked for
 
         return lab_main(args[1:])
-    if args[:1] == ["demo"]:
-        return _demo(args[1:])
-    if args[:1] == ["check"]:
-        return _check(args[1:])
-    return _run(args[1:] if args[:1] == ["run"] else args)
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+        args = ["run", *args]  # `run` is the default command, as Prometheus exporters have it
+    parsed = _command_parser().parse_args(args)
+    handler: Callable[[argparse.Namespace], int] = parsed.handler
+    return handler(parsed)
 
 
-# --- run ---------------------------------------------------------------------------------
+def _command_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cucm-directory-exporter",
+        description="Prometheus exporter for CUCM phone-directory health around TLS changes.",
+        epilog="`cucm-directory-exporter COMMAND --help` shows a command's flags; "
+        "without a command, the flags are run's.",
+    )
+    _version_flag(parser)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    run = commands.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
+    _serving_flags(run)
+    _log_flags(run, default_level="info")
+    run.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        default=Path("cucm-directory-exporter.yml"),
+        help="configuration file (default %(default)s)",
+    )
+    run.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the configuration (and --web.config.file) and exit: 0 valid, 2 not",
+    )
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser(
+        "check",
+        help=COMMANDS["check"],
+        description="Run every probe once against every node and print a readiness report.",
+        epilog=_CHECK_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _check_flags(check)
+    check.set_defaults(handler=_check)
+
+    demo = commands.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"])
+    _serving_flags(demo, listen="127.0.0.1:10027")
+    _log_flags(demo, default_level="info")
+    demo.add_argument(
+        "--lab.control-address",
+        dest="control",
+        default="127.0.0.1:10028",
+        help="where the lab's control API listens (default %(default)s)",
+    )
+    demo.add_argument(
+        "--probe.interval",
+        dest="interval",
+        type=_positive_seconds,
+        default=10.0,
+        help="seconds between probe runs in the demo (default %(default)s)",
+    )
+    demo.set_defaults(handler=_demo)
+
+    # Dispatched before parsing (it has its own parser); listed here for --help.
+    commands.add_parser("lab", help=COMMANDS["lab"], add_help=False)
+    return parser
 
 
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+class _PrintVersion(argparse.Action):
+    """argparse's own version action rewraps the text; the block keeps its lines."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        print(version_block())
+        parser.exit(0)
+
+
+def _version_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--version",
+        action=_PrintVersion,
+        nargs=0,
+        help="print the version block (version, revision, build date, Python, OpenSSL) and exit",
+    )
+
+
+def _serving_flags(parser: argparse.ArgumentParser, listen: str = DEFAULT_LISTEN) -> None:
     parser.add_argument(
         "--web.listen-address",
         dest="listen",
-        default=DEFAULT_LISTEN,
-        help="address to serve metrics on (default %(default)s)",
+        type=_listen_address,
+        default=listen,
+        help="address to serve metrics on, [host]:port (default %(default)s)",
     )
     parser.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
+        type=_telemetry_path,
         default="/metrics",
         help="path under which to expose metrics (default %(default)s)",
-    )
-    parser.add_argument(
-        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
-    )
-    parser.add_argument(
-        "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
     )
     parser.add_argument(
         "--web.config.file",
@@ -72,38 +161,63 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
         help="TLS and basic auth for the HTTP endpoints, in the exporter-toolkit format "
         "(the file `promtool check web-config` checks)",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser
+    _version_flag(parser)
 
 
-def _serving(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Serving:
-    try:
-        listen = ListenAddress.parse(args.listen)
-    except ValueError as error:
-        parser.error(str(error))
-    return Serving(listen, args.telemetry_path, args.web_config_file)
-
-
-def _run(argv: Sequence[str]) -> int:
-    parser = _parser(
-        "cucm-directory-exporter", "Prometheus exporter for CUCM phone-directory health."
+def _log_flags(parser: argparse.ArgumentParser, *, default_level: str) -> None:
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default=default_level,
+        choices=["debug", "info", "warn", "error"],
+        help="only log messages at this level or above (default %(default)s)",
     )
     parser.add_argument(
-        "--config.file",
-        dest="config_file",
-        type=Path,
-        default=Path("cucm-directory-exporter.yml"),
-        help="configuration file (default %(default)s)",
+        "--log.format",
+        dest="log_format",
+        default="logfmt",
+        choices=["logfmt", "json"],
+        help="output format of log messages (default %(default)s)",
     )
     parser.add_argument(
-        "--config.check",
-        dest="config_check",
+        "--log.libraries",
+        dest="log_libraries",
         action="store_true",
-        help="validate the configuration file and exit",
+        help="let third-party libraries (APScheduler, aiohttp, httpx, pysnmp) log at "
+        "--log.level too; otherwise they only say warnings and errors",
     )
-    args = parser.parse_args(argv)
-    serving = _serving(parser, args)
-    setup_logging(args.log_level, args.log_format)
+
+
+def _listen_address(text: str) -> ListenAddress:
+    try:
+        return ListenAddress.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected [host]:port") from None
+
+
+def _telemetry_path(text: str) -> str:
+    if not text.startswith("/") or any(c.isspace() or c in "?#" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an absolute path such as /metrics")
+    if text.rstrip("/") in (p.rstrip("/") for p in RESERVED_PATHS):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} would hide the exporter's own {text.rstrip('/') or '/'} page"
+        )
+    return text
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, above 0")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    serving = Serving(args.listen, args.telemetry_path, args.web_config_file)
+    setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
     try:
         config = load_config(args.config_file)
     except ConfigError as error:
@@ -131,26 +245,9 @@ def _print_config_error(path: Path, error: ConfigError) -> None:
 # --- demo --------------------------------------------------------------------------------
 
 
-def _demo(argv: Sequence[str]) -> int:
-    parser = _parser(
-        "cucm-directory-exporter demo", "Start the simulated CUCM lab and the exporter against it."
-    )
-    parser.add_argument(
-        "--lab.control-address",
-        dest="control",
-        default="127.0.0.1:10028",
-        help="where the lab's control API listens (default %(default)s)",
-    )
-    parser.add_argument(
-        "--probe.interval",
-        dest="interval",
-        type=float,
-        default=10.0,
-        help="seconds between probe runs in the demo (default %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    serving = _serving(parser, args)
-    setup_logging(args.log_level, args.log_format)
+def _demo(args: argparse.Namespace) -> int:
+    serving = Serving(args.listen, args.telemetry_path, args.web_config_file)
+    setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
     try:
         tls = web_config_of(serving).tls_server_config is not None
     except ConfigError as error:
@@ -172,17 +269,20 @@ _CHECK_EXIT_CODES = """exit status:
      a TLS policy not judged, models the catalogue does not know): not an all-clear"""
 
 
-def _check(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="cucm-directory-exporter check",
-        description="Run every probe once against every node and print a readiness report.",
-        epilog=_CHECK_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _check_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        default=Path("cucm-directory-exporter.yml"),
+        help="configuration file (default %(default)s)",
     )
     parser.add_argument(
-        "--config.file", dest="config_file", type=Path, default=Path("cucm-directory-exporter.yml")
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text for people, json for scripts (docs/check-report.schema.json)",
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument(
         "--assume-min-version",
         dest="assume",
@@ -193,11 +293,12 @@ def _check(argv: Sequence[str]) -> int:
         help="what if every node (or only NODE; repeatable) required this TLS version? "
         f"VERSION is one of {', '.join(v.value for v in TlsVersion)}",
     )
-    parser.add_argument(
-        "--log.level", dest="log_level", default="warn", choices=["debug", "info", "warn", "error"]
-    )
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level, "logfmt")
+    _log_flags(parser, default_level="warn")
+    _version_flag(parser)
+
+
+def _check(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
     try:
         config = load_config(args.config_file)
     except ConfigError as error:
@@ -209,7 +310,9 @@ def _check(argv: Sequence[str]) -> int:
     )
     configured = {node.name for cluster in config.clusters for node in cluster.nodes}
     if unknown := sorted(set(what_if.nodes) - configured):
-        parser.error(f"argument --assume-min-version: no configured node named {unknown[0]!r}")
+        message = f"argument --assume-min-version: no configured node named {unknown[0]!r}"
+        print(f"cucm-directory-exporter check: error: {message}", file=sys.stderr)
+        return EXIT_CONFIG
     return run_check(config, output_format=args.format, what_if=what_if)
 
 

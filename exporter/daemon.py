@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import platform
 import signal
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from exporter import __version__
 from exporter.config import ConfigError, ExporterConfig, load_config
+from exporter.logsetup import get_logger
 from exporter.metrics.collector import CucmCollector
 from exporter.metrics.exposition import CachedExposition, MetricsBodies
 from exporter.ondemand import OnDemandProber
@@ -27,7 +30,7 @@ from exporter.webconfig import WebConfig, load_web_config
 
 __all__ = ["EXIT_CONFIG", "Daemon", "Serving", "run_daemon", "web_config_of"]
 
-log = logging.getLogger("exporter")
+log = get_logger("exporter")
 
 EXIT_CONFIG = 2
 
@@ -99,11 +102,9 @@ class Daemon:
         listen = self._serving.listen
         scheme = "https" if self._ssl_context is not None else "http"
         log.info(
-            "listening on %s://%s:%d%s",
-            scheme,
-            listen.host or "*",
-            listen.port,
-            self._serving.telemetry_path,
+            "listening",
+            address=f"{scheme}://{listen.host or '*'}:{self.port}{self._serving.telemetry_path}",
+            tls=self._ssl_context is not None,
         )
 
     async def reload(self) -> str | None:
@@ -149,8 +150,22 @@ async def run_daemon(
     config_file: Path,
     serving: Serving,
     specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
+    *,
+    on_ready: Callable[[Daemon], None] | None = None,
 ) -> int:
-    """Serve until SIGTERM or SIGINT; SIGHUP or POST /-/reload re-reads both config files."""
+    """Serve until SIGTERM or SIGINT; SIGHUP or POST /-/reload re-reads both config files.
+    `on_ready` runs once it listens (the demo prints its banner then, never before)."""
+    specs = tuple(specs)
+    log.info(
+        "starting cucm-directory-exporter",
+        version=__version__,
+        python=platform.python_version(),
+        openssl=ssl.OPENSSL_VERSION,
+        config=str(config_file),
+        clusters=len(config.clusters),
+        nodes=sum(len(cluster.nodes) for cluster in config.clusters),
+        probes=",".join(spec.name for spec in specs if spec.enabled(config)),
+    )
     try:
         daemon = Daemon(config, config_file, serving, web_config_of(serving), specs)
     except ConfigError as error:
@@ -162,6 +177,8 @@ async def run_daemon(
         listen = serving.listen
         log.error("cannot listen on %s:%d: %s", listen.host or "*", listen.port, error.strerror)
         return 1
+    if on_ready is not None:
+        on_ready(daemon)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

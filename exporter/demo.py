@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
 from exporter.config import load_config
-from exporter.daemon import Serving, run_daemon
+from exporter.daemon import Daemon, Serving, run_daemon
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "self_command"]
+
+
+def self_command() -> list[str]:
+    """How to run this same program again: the entry point as it was started, or the
+    interpreter with `-m exporter` (so the printed `try:` line works where it was printed)."""
+    started = Path(sys.argv[0])
+    if started.name == "__main__.py":
+        return [sys.executable, "-m", "exporter"]
+    if started.is_file() and os.access(started, os.X_OK):
+        return [str(started.resolve())]
+    return [sys.executable, "-m", "exporter"]
 
 
 async def run_demo(serving: Serving, control: str, interval: float, scheme: str) -> int:
@@ -22,19 +36,27 @@ async def run_demo(serving: Serving, control: str, interval: float, scheme: str)
             Path(tmp) / "demo.yml", interval=interval, timeout=min(8.0, interval * 0.8)
         )
         config = load_config(config_file)
-        control_runner = await start_control(lab, host, int(port))
-        shown = f"{serving.listen.host or '127.0.0.1'}:{serving.listen.port}"
-        first = lab.nodes()[0].name
-        print(
-            f"\nCUCM lab running: {', '.join(f'{n.cluster}/{n.name}' for n in lab.nodes())}\n"
-            f"  landing page:  {scheme}://{shown}/\n"
-            f"  metrics:       {scheme}://{shown}{serving.telemetry_path}\n"
-            f"  try:           cucm-directory-exporter lab set-tls {first} 1.2 "
-            f"--control http://{control}\n"
-            f"                 (then watch cucm_tls_min_version change; Ctrl-C stops)\n",
-            flush=True,
-        )
         try:
-            return await run_daemon(config, config_file, serving)
+            control_runner = await start_control(lab, host, int(port))
+        except OSError as error:
+            print(f"error: the lab's control API cannot listen on {control}: {error.strerror}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        first = lab.nodes()[0].name
+        steer = shlex.join([*self_command(), "lab", "set-tls", first, "1.2"])
+
+        def banner(daemon: Daemon) -> None:
+            shown = f"{serving.listen.host or '127.0.0.1'}:{daemon.port}"
+            print(
+                f"\nCUCM lab running: {', '.join(f'{n.cluster}/{n.name}' for n in lab.nodes())}\n"
+                f"  landing page:  {scheme}://{shown}/\n"
+                f"  metrics:       {scheme}://{shown}{serving.telemetry_path}\n"
+                f"  try:           {steer} --control http://{control}\n"
+                f"                 (then watch cucm_tls_min_version change; Ctrl-C stops)\n",
+                flush=True,
+            )
+
+        try:
+            return await run_daemon(config, config_file, serving, on_ready=banner)
         finally:
             await control_runner.cleanup()

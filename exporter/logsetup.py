@@ -1,88 +1,102 @@
-"""Logging as Prometheus' own components log: logfmt or JSON lines on stderr."""
+"""Logging as Prometheus' own components log: logfmt or JSON lines on stderr, with real fields.
+
+structlog renders every record, the exporter's and the libraries' alike, through the standard
+library's handlers: `ts` in RFC 3339 (UTC), `level` as Go's components spell it (`warn`),
+`logger`, `msg`, then the record's own fields, so that logfmt and Loki parsers can select on
+`node=` or `probe=`. The exporter's modules log through `get_logger` and pass fields as
+keyword arguments; libraries' records (aiohttp, APScheduler, httpx) come through as plain
+messages and stay at `warn` unless `--log.libraries` asks for them.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import sys
-import time
+from collections.abc import MutableMapping
+from typing import Any
 
-__all__ = ["JsonFormatter", "LogfmtFormatter", "fields", "setup_logging"]
+import structlog
 
-_FIELDS = "structured_fields"  # the LogRecord attribute `fields()` fills
+__all__ = ["LIBRARIES", "formatter", "get_logger", "setup_logging"]
 
+# Libraries that log every job run, request or time-zone lookup at info or debug.
+LIBRARIES = ("apscheduler", "httpx", "httpcore", "tzlocal", "aiohttp", "pysnmp", "asyncio")
 
-def fields(**values: object) -> dict[str, dict[str, str]]:
-    """`log.info("probe outcome changed", extra=fields(node=..., outcome=...))`: key-value
-    pairs that the formatters print as fields of their own (logfmt keys, JSON members), so
-    that logfmt and Loki parsers can select on them. Values print as text; booleans as
-    `true`/`false`, as Go's components spell them."""
-    return {_FIELDS: {key: _text(value) for key, value in values.items()}}
+_LEVELS = {"warning": "warn", "critical": "error", "exception": "error"}
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def get_logger(name: str) -> Any:
+    """A logger whose keyword arguments become fields: `log.info("reloaded", nodes=12)`."""
+    return structlog.stdlib.get_logger(name)
 
 
-def _extra(record: logging.LogRecord) -> dict[str, str]:
-    extra = getattr(record, _FIELDS, None)
-    return dict(extra) if isinstance(extra, dict) else {}
+def _go_level(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event["level"] = _LEVELS.get(event.get("level", ""), event.get("level", ""))
+    return event
 
 
-class LogfmtFormatter(logging.Formatter):
-    """`ts=... level=info logger=... msg="..."`, as Prometheus' own components log."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": _level_name(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in _extra(record).items():
-            fields.setdefault(key, value)
-        if record.exc_info:
-            fields["err"] = self.formatException(record.exc_info)
-        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
+def _error_field(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if "exception" in event:
+        event["err"] = event.pop("exception")
+    return event
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, object] = {
-            "ts": record.created,
-            "level": _level_name(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in _extra(record).items():
-            fields.setdefault(key, value)
-        if record.exc_info:
-            fields["err"] = self.formatException(record.exc_info)
-        return json.dumps(fields)
+_TIMESTAMP = structlog.processors.TimeStamper(fmt="%Y-%m-%dT%H:%M:%S.%fZ", utc=True, key="ts")
 
 
-def _level_name(record: logging.LogRecord) -> str:
-    return {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower())
+def formatter(fmt: str) -> logging.Formatter:
+    """The handler's formatter for `--log.format` (`logfmt` or `json`)."""
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    else:
+        renderer = structlog.processors.LogfmtRenderer(
+            key_order=["ts", "level", "logger", "msg"], bool_as_flag=False
+        )
+    return structlog.stdlib.ProcessorFormatter(
+        # Records from libraries (and from logging.getLogger) get the same fields first.
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _TIMESTAMP,
+            _go_level,
+            structlog.processors.format_exc_info,
+            _error_field,
+            structlog.processors.EventRenamer("msg"),
+            renderer,
+        ],
+    )
 
 
-def _logfmt_value(value: str) -> str:
-    if value and not any(c in value for c in ' "=\n\t'):
-        return value
-    return json.dumps(value)
+def _configure_structlog() -> None:
+    """Our loggers hand their event dicts to the standard library, which filters by level and
+    lets `formatter` render them; tests see them as records (pytest's caplog)."""
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
 
 
-def setup_logging(level: str, fmt: str) -> None:
+_configure_structlog()
+
+
+def setup_logging(level: str, fmt: str, *, libraries: bool = False) -> None:
+    """`level`: debug, info, warn, error. `libraries`: let third-party loggers log at `level`
+    too; otherwise they say only warnings and errors."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel({"warn": logging.WARNING}.get(level, level.upper()))
-    # These libraries log every job run and request at INFO; to us that is debug detail.
-    for chatty in ("apscheduler", "httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
-    with contextlib.suppress(AttributeError):
-        logging.captureWarnings(True)
+    numeric = {"warn": logging.WARNING}.get(level, logging.getLevelName(level.upper()))
+    root.setLevel(numeric)
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(numeric if libraries else max(numeric, logging.WARNING))
+    logging.captureWarnings(True)

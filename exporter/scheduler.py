@@ -31,14 +31,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.config import ExporterConfig
-from exporter.logsetup import fields
+from exporter.logsetup import get_logger
 from exporter.probes import Key, ProbeJob, ProbeRunner, targets
 from exporter.results import ProbeRun
 from exporter.store import ResultStore
 
 __all__ = ["JobInfo", "ProbeScheduler"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # How often the log may say that runs were skipped, per probe.
 SKIPPED_LOG_INTERVAL = 60.0
@@ -110,7 +110,7 @@ class ProbeScheduler:
             self._add(job, now)
         self._store.retain(wanted)
         self._runner.retain(config)
-        log.info("scheduled %d probe jobs, %d of them unchanged", len(wanted), kept)
+        log.info("scheduled probe jobs", jobs=len(wanted), unchanged=kept)
 
     def jobs(self) -> dict[Key, JobInfo]:
         """The jobs the scheduler holds now."""
@@ -196,19 +196,17 @@ class ProbeScheduler:
             run.success,
             outcome,
         )
-        log.log(
-            logging.INFO if changed else logging.DEBUG,
+        say = log.info if changed else log.debug
+        say(
             "probe outcome changed" if changed else "probe outcome unchanged",
-            extra=fields(
-                probe=run.probe,
-                cluster=run.cluster,
-                node=run.node,
-                success=run.success,
-                reason=run.reason,
-                outcome=outcome,
-                previous=summarize(previous) if previous is not None else "",
-                duration_seconds=f"{run.duration_seconds:.3f}",
-            ),
+            probe=run.probe,
+            cluster=run.cluster,
+            node=run.node,
+            success=run.success,
+            reason=run.reason,
+            outcome=outcome,
+            previous=summarize(previous) if previous is not None else "",
+            duration_seconds=round(run.duration_seconds, 3),
         )
 
 
@@ -242,9 +240,9 @@ class _SkipLog:
             return
         self._last[probe] = now
         log.warning(
-            "probe=%s skipped=%d runs came due while the previous run of their node was still "
-            "going or waiting for a slot; if this goes on, raise "
-            "scheduler.max_concurrent_probes or the probe's interval",
-            probe,
-            self._pending.pop(probe),
+            "runs came due while the previous run of their node was still going or waiting "
+            "for a slot; if this goes on, raise scheduler.max_concurrent_probes or the "
+            "probe's interval",
+            probe=probe,
+            skipped=self._pending.pop(probe),
         )

@@ -450,3 +450,23 @@ def metrics_at_risk(config: ExporterConfig, lab: Lab) -> dict[str, float]:
         return {"Cisco 8851": by_model["Cisco 8851"], "total": sum(by_model.values())}
 
     return asyncio.run(collect())
+
+
+def test_piped_text_keeps_its_lines_and_says_each_node(check_lab: Lab, config_file: Path) -> None:
+    check_lab.set_tls_policy("cucm-pub", "1.2")
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter", "check", "--config.file", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"},
+    )
+    assert done.returncode == 1
+    verdict = done.stdout.split("Verdict\n", 1)[1].splitlines()
+    option_2 = [line for line in verdict if "Option 2, the HTTP directory" in line]
+    assert len(option_2) == 1
+    assert option_2[0].startswith("  - Option 2")
+    assert option_2[0].rstrip().endswith("it works end to end and stays on HTTP.")
+    assert all(line.startswith("  - ") for line in verdict if line.strip())
+    progress = sorted(line.split(":")[0] for line in done.stderr.splitlines() if "probed" in line)
+    assert progress == ["probed lab/cucm-pub", "probed lab/cucm-sub1"]

@@ -185,7 +185,12 @@ def test_reload_applies_a_new_config(daemon: Daemon) -> None:
 def test_endpoints(daemon: Daemon) -> None:
     assert daemon.get("/-/healthy")[0] == 200
     assert daemon.get("/-/reload")[0] == 405  # reload is POST only, like Prometheus
-    wait_for(lambda: daemon.sample("cucm_probe_success", node="cucm-pub") is not None, 10, "runs")
+    # Wait for the row the page is checked for: under load another probe may finish first.
+    wait_for(
+        lambda: daemon.sample("cucm_probe_success", node="cucm-pub", probe="tls") is not None,
+        30,
+        "the tls run",
+    )
     status, page = daemon.get("/")
     assert status == 200
     assert b'<a href="/metrics">' in page

@@ -14,6 +14,7 @@ LAYERS: dict[str, int] = {
     "exporter": 0,
     "exporter.results": 0,
     "exporter.timing": 0,
+    "exporter.version": 0,
     "exporter.config": 1,
     "exporter.catalogue": 2,
     "exporter.webconfig": 2,

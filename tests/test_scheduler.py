@@ -147,9 +147,11 @@ async def test_skipped_runs_are_counted_and_logged_once_a_minute(
         await scheduler.stop()
     # One line for the first skip, none for the next ones within the minute; and none of
     # APScheduler's own warnings (it says one per skipped run).
-    said = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    said = [r.msg for r in caplog.records if isinstance(r.msg, dict) and "skipped" in r.msg]
     assert len(said) == 1, said
-    assert said[0].startswith("probe=tls skipped=1 runs came due")
+    assert (said[0]["probe"], said[0]["skipped"]) == ("tls", 1)
+    assert said[0]["event"].startswith("runs came due")
+    assert not [r for r in caplog.records if "maximum number of running" in r.getMessage()]
     collector = CucmCollector(store, ExporterState(busy, 0.0))
     (family,) = [
         f for f in collector.self_families() if f.name == "cucm_exporter_probe_runs_skipped"

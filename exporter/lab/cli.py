@@ -119,7 +119,11 @@ async def _serve(control_address: str, config_out: Path | None) -> int:
 async def start_control(lab: Lab, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(control_app(lab), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
     return runner
 
 

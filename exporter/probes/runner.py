@@ -9,12 +9,12 @@ does.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from exporter.config import ClusterConfig, ExporterConfig, NodeConfig, ScheduledProbeConfig
+from exporter.logsetup import get_logger
 from exporter.probes.builtin import BUILTIN_PROBES
 from exporter.probes.spec import Key, Probe, ProbeSpec, Target
 from exporter.results import ProbeResult, ProbeRun
@@ -22,7 +22,7 @@ from exporter.timing import Deadline
 
 __all__ = ["ProbeJob", "ProbeRunner", "targets"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # The outer guard only catches a probe that ignores its deadline (a bug); probes are expected
 # to finish by themselves, so give them this much extra before cancelling.
@@ -115,14 +115,14 @@ class ProbeRunner:
             success, reason = result.success, result.reason
         except TimeoutError:
             log.warning(
-                "probe=%s cluster=%s node=%s overran its deadline", probe, cluster.name, node.name
+                "probe overran its deadline", probe=probe, cluster=cluster.name, node=node.name
             )
             success, reason = False, "deadline_exceeded"
         except Exception:
             # Probes classify network failures themselves; anything else is our bug. Keep
             # serving, and make it visible.
             log.exception(
-                "probe=%s cluster=%s node=%s failed unexpectedly", probe, cluster.name, node.name
+                "probe failed unexpectedly", probe=probe, cluster=cluster.name, node=node.name
             )
             success, reason = False, "internal_error"
         return ProbeRun(
