@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from exporter.catalogue import (
     REASON_UNKNOWN_DIRECTORY,
@@ -15,8 +17,18 @@ from exporter.catalogue import (
     load_catalogue,
     load_version,
 )
-from exporter.config import CatalogueEntry, FirmwareRule
-from exporter.results import TlsVersion
+from exporter.config import (
+    CatalogueEntry,
+    FirmwareRule,
+    NodeConfig,
+    SnmpCredentials,
+    SnmpProbeConfig,
+)
+from exporter.lab import Lab
+from exporter.lab.cluster import LAB_COMMUNITY
+from exporter.probes.snmp import SnmpProbe
+from exporter.results import SnmpOutcome, TlsVersion
+from exporter.timing import Deadline
 
 V10, V11, V12, V13 = TlsVersion.TLS1_0, TlsVersion.TLS1_1, TlsVersion.TLS1_2, TlsVersion.TLS1_3
 TVS, NONE, OTHER, UNKNOWN = (
@@ -311,3 +323,57 @@ def test_a_configured_firmware_rule_with_three_parts_and_its_own_load_format() -
 )
 def test_load_versions(load: str, version: tuple[int, ...] | None) -> None:
     assert load_version(load) == version
+
+
+# --- through the lab's SNMP agent ------------------------------------------------------------
+
+# The models issue 13 found misclassified, as a node's phone table reports them (product names
+# from ccmProductTypeTable, loads from ccmPhoneActiveLoadID), with what each is after the fix:
+# (model, load, count) -> (cut off at TLS 1.2, cut off at TLS 1.3).
+ISSUE_MIX: dict[tuple[str, str, int], tuple[bool | None, bool | None]] = {
+    ("Cisco 8875", "PHONEOS-8875.2-3-1-0001-26", 2): (False, False),
+    ("Cisco 8875NR", "PHONEOS-8875.2-0-1-0001-16", 1): (False, False),
+    ("Cisco 8851NS", "sip88xx.14-2-1-0001-14", 1): (False, True),
+    ("Cisco 9861", "PHONEOS-9861.5-0-1-0005-62", 1): (False, False),
+    ("Cisco 6901", "SCCP6901.9-3-1SR2-2", 2): (False, False),
+    ("Cisco 6911", "SIP6911.9-3-1SR2-2", 1): (False, False),
+    ("Cisco Unified Client Services Framework", "", 2): (False, False),
+    ("Cisco TelePresence DX70", "ce9.8.1", 1): (False, True),
+    ("Cisco DX650", "sipdx650.10-2-5-211", 1): (True, True),  # assumed, and labelled so
+    ("Cisco 8821", "sip8821.11-0-1-16", 1): (True, True),  # 11.0(1), below 11.0(2)
+    ("Cisco 8821", "sip8821.11-0-2SR1-3", 1): (False, True),
+}
+
+
+async def test_the_lab_phone_table_through_the_catalogue() -> None:
+    with Lab({"lab": ("pub",)}, restart_downtime=0.0, phone_mix=tuple(ISSUE_MIX)) as lab:
+        state = lab.node("pub")
+        node = NodeConfig(
+            name="pub",
+            host=state.address,
+            port_map={161: state.ports[161]},
+            snmp=SnmpCredentials(version="2c", community=SecretStr(LAB_COMMUNITY)),
+        )
+        settings = SnmpProbeConfig(
+            interval=60, timeout=10, request_timeout=1, retries=0, max_repetitions=5
+        )
+        probe = SnmpProbe()
+        try:
+            result = await probe(node, settings, Deadline.after(10))
+        finally:
+            await probe.aclose()
+    assert result.outcome is SnmpOutcome.OK, result.detail
+    lookup = load_catalogue().lookup
+    seen = Counter(
+        (
+            row.product,
+            row.active_load,
+            lookup(row.product, row.active_load).cut_off(V12),
+            lookup(row.product, row.active_load).cut_off(V13),
+        )
+        for row in result.phones or ()
+    )
+    expected = Counter(
+        {(model, load, *verdicts): count for (model, load, count), verdicts in ISSUE_MIX.items()}
+    )
+    assert seen == expected
