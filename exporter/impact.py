@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter.catalogue import Capability, Catalogue
+from exporter.catalogue import Capability, Catalogue, DirectoryUse
 from exporter.probes.spec import Key, ProbeSpec
 from exporter.results import PhoneRow, ProbeRun, TlsProbeResult, TlsVersion
 
@@ -134,21 +134,15 @@ def dedupe(inventories: Mapping[str, Sequence[PhoneRow]]) -> dict[str, list[Phon
     return result
 
 
-def _directory_at_stake(capability: Capability) -> bool:
-    """Whether the device's corporate directory goes through TVS and ccmcip over HTTPS."""
-    use = getattr(capability, "directory", None)
-    return use is None or getattr(use, "value", use) == "tvs_https"
-
-
 def judge(capability: Capability, required: TlsVersion | None) -> tuple[Verdict, Missing | None]:
     """One registered phone's verdict against the minimum its directory path requires."""
-    if not _directory_at_stake(capability):
-        return Verdict.NO_DIRECTORY, None
-    if capability.max_tls is None:
+    if capability.directory in (DirectoryUse.NONE, DirectoryUse.OTHER):
+        return Verdict.NO_DIRECTORY, None  # nothing over TVS/ccmcip to lose
+    if capability.max_tls is None or capability.directory is DirectoryUse.UNKNOWN:
         return Verdict.UNKNOWN, Missing.CAPABILITY_UNKNOWN
     if required is None:
         return Verdict.UNKNOWN, Missing.TLS_POLICY_UNKNOWN
-    return (Verdict.AT_RISK if capability.max_tls.number < required.number else Verdict.FINE), None
+    return (Verdict.AT_RISK if capability.cut_off(required) else Verdict.FINE), None
 
 
 def summarize(
