@@ -74,13 +74,7 @@ def _command_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
     _serving_flags(run)
     _log_flags(run, default_level="info")
-    run.add_argument(
-        "--config.file",
-        dest="config_file",
-        type=Path,
-        default=Path("cucm-directory-exporter.yml"),
-        help="configuration file (default %(default)s)",
-    )
+    _config_file_flag(run)
     run.add_argument(
         "--config.check",
         dest="config_check",
@@ -128,6 +122,16 @@ class _PrintVersion(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
         print(version_block())
         parser.exit(0)
+
+
+def _config_file_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        default=Path("cucm-directory-exporter.yml"),
+        help="configuration file (default %(default)s)",
+    )
 
 
 def _version_flag(parser: argparse.ArgumentParser) -> None:
@@ -270,13 +274,7 @@ _CHECK_EXIT_CODES = """exit status:
 
 
 def _check_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config.file",
-        dest="config_file",
-        type=Path,
-        default=Path("cucm-directory-exporter.yml"),
-        help="configuration file (default %(default)s)",
-    )
+    _config_file_flag(parser)
     parser.add_argument(
         "--format",
         choices=["text", "json"],

@@ -192,10 +192,8 @@ class ProbeScheduler:
         inventory source failing) is logged once at info, as fields; repeats only at debug."""
         summarize = self._runner.specs[run.probe].summarize_run
         outcome = summarize(run)
-        changed = previous is None or (previous.success, summarize(previous)) != (
-            run.success,
-            outcome,
-        )
+        before = summarize(previous) if previous is not None else ""
+        changed = previous is None or (previous.success, before) != (run.success, outcome)
         say = log.info if changed else log.debug
         say(
             "probe outcome changed" if changed else "probe outcome unchanged",
@@ -205,7 +203,7 @@ class ProbeScheduler:
             success=run.success,
             reason=run.reason,
             outcome=outcome,
-            previous=summarize(previous) if previous is not None else "",
+            previous=before,
             duration_seconds=round(run.duration_seconds, 3),
         )
 
