@@ -86,3 +86,11 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+def openssl_serial(pem: bytes) -> str:
+    """The serial as ``openssl x509 -serial`` prints it, an independent formatter of the bytes."""
+    shown = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, check=True
+    ).stdout.decode()
+    return shown.strip().removeprefix("serial=").lower()

@@ -14,7 +14,7 @@ from exporter.metrics.collector import CucmCollector
 from exporter.probes import ProbeRunner
 from exporter.state import ExporterState
 from exporter.store import ResultStore
-from tests.conftest import config_for, promtool_check_metrics
+from tests.conftest import config_for, openssl_serial, promtool_check_metrics
 
 
 async def probe_everything(config: ExporterConfig, store: ResultStore) -> None:
@@ -72,7 +72,7 @@ async def test_tls_metrics_follow_the_lab(lab: Lab) -> None:
     state_pub = lab.node("cucm-pub")
     cert_labels = {
         "fingerprint_sha256": state_pub.fingerprint_sha256,
-        "serial": format(state_pub.serial, "x"),
+        "serial": openssl_serial((lab.directory / "lab-cucm-pub.pem").read_bytes()),
         "subject": "CN=cucm-pub.lab.test,O=CUCM lab",
         "issuer": "CN=CUCM lab CA",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ssl
 import time
@@ -11,16 +12,18 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from exporter.config import ExporterConfig, NodeConfig, TlsProbeConfig
 from exporter.lab import Lab
 from exporter.lab.certs import LabCA
 from exporter.lab.tls import PortFault, unused_port
-from exporter.probes.tls import HandshakeFacts, classify, open_tls, probe_tls
+from exporter.probes.tls import HandshakeFacts, certificate_info, classify, open_tls, probe_tls
 from exporter.results import HandshakeOutcome, PortResult, TlsVersion
 from exporter.timing import Deadline
-from tests.conftest import config_for, node_config
+from tests.conftest import config_for, node_config, openssl_serial
 
 V10, V11, V12, V13 = TlsVersion.TLS1_0, TlsVersion.TLS1_1, TlsVersion.TLS1_2, TlsVersion.TLS1_3
 
@@ -193,6 +196,35 @@ async def test_classify_reads_the_real_error_of_a_refused_legacy_client(lab: Lab
     assert classify(raised.value) is HandshakeOutcome.PROBE_ERROR
 
 
+@pytest.mark.parametrize(
+    "serial_number",
+    [0x0A1B2C3D, 0x01, 0x80FF, 0x7F, 0x0F_FFFF_FFFF_FFFF_FFFF, 2**159 - 1],
+    ids=["leading-zero-nibble", "one", "high-bit", "7f", "long-leading-zero", "max-20-bytes"],
+)
+def test_serials_keep_every_byte_as_blackbox_exporter_prints_them(
+    tmp_path: Path, serial_number: int
+) -> None:
+    # blackbox_exporter prints fmt.Sprintf("%x", cert.SerialNumber.Bytes()): two hex digits a
+    # byte, no sign byte; openssl's -serial prints the same bytes in upper case.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "serial.test")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial_number)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    expected = openssl_serial(certificate.public_bytes(serialization.Encoding.PEM))
+    assert certificate_info(der).serial == expected
+    assert len(expected) % 2 == 0
+
+
 async def test_certificate_fields_match_the_served_certificate(lab: Lab) -> None:
     state = lab.node("cucm-pub")
     pem = (lab.directory / "lab-cucm-pub.pem").read_bytes()
@@ -203,7 +235,7 @@ async def test_certificate_fields_match_the_served_certificate(lab: Lab) -> None
         assert certificate is not None
         assert certificate.fingerprint_sha256 == hashlib.sha256(der).hexdigest()
         assert certificate.fingerprint_sha256 == state.fingerprint_sha256
-        assert certificate.serial == format(served.serial_number, "x")
+        assert certificate.serial == openssl_serial(pem)
         assert certificate.subject == "CN=cucm-pub.lab.test,O=CUCM lab"
         assert certificate.issuer == "CN=CUCM lab CA"
         assert certificate.not_after == served.not_valid_after_utc.timestamp()

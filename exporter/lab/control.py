@@ -125,5 +125,6 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 def _as_json(state: Any) -> dict[str, Any]:
     data = dataclasses.asdict(state)
     data["ports"] = {str(k): v for k, v in state.ports.items()}
-    data["serial"] = format(state.serial, "x")
+    # Two hex digits a byte, as blackbox_exporter and openssl print serials.
+    data["serial"] = state.serial.to_bytes((state.serial.bit_length() + 7) // 8, "big").hex()
     return data

@@ -188,13 +188,23 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def serial_hex(serial_number: int) -> str:
+    """The serial as blackbox_exporter prints it: two hex digits per big-endian byte.
+
+    Go formats ``cert.SerialNumber.Bytes()`` with ``%x``, so a serial whose first byte is below
+    0x10 keeps its leading zero (``0a1b``, not ``a1b``), and the sign is dropped.
+    """
+    magnitude = abs(serial_number)
+    return magnitude.to_bytes((magnitude.bit_length() + 7) // 8, "big").hex()
+
+
 @functools.lru_cache(maxsize=1024)
 def certificate_info(der: bytes) -> CertificateInfo:
     """Parsed once per distinct certificate: every handshake of a sweep shows the same one."""
     certificate = x509.load_der_x509_certificate(der)
     return CertificateInfo(
         fingerprint_sha256=hashlib.sha256(der).hexdigest(),
-        serial=format(certificate.serial_number, "x"),
+        serial=serial_hex(certificate.serial_number),
         subject=certificate.subject.rfc4514_string(),
         issuer=certificate.issuer.rfc4514_string(),
         not_before=certificate.not_valid_before_utc.timestamp(),
