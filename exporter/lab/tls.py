@@ -98,7 +98,7 @@ class TlsStream:
 
     def abort(self) -> None:
         """Reset the connection underneath (a crashed server, not a TLS close)."""
-        _abort(self._writer)
+        abort(self._writer)
 
     async def _receive(self) -> bool:
         data = await self._reader.read(65536)
@@ -135,7 +135,8 @@ class TlsListener:
         self.context: ssl.SSLContext | None = None
         self._service = service
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
+        # Every accepted connection and the task serving it, until that task has closed it.
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @property
     def running(self) -> bool:
@@ -150,24 +151,41 @@ class TlsListener:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop listening and drop every open connection, as a restarting node would."""
+        """Stop listening and drop every open connection, as a restarting node would.
+
+        Returns once every connection it accepted is closed: a connection left to the garbage
+        collector would surface later as someone else's "unclosed transport" warning.
+        """
         if self._server is None:
             return
         self._server.close()
-        for writer in list(self._connections):
-            _abort(writer)
         await self._server.wait_closed()
         self._server = None
+        for writer in list(self._connections.values()):
+            abort(writer)
+        serving = list(self._connections)
+        if serving:
+            # A reset makes every service return at once; one that does not is cancelled.
+            _, stuck = await asyncio.wait(serving, timeout=2)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*serving, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        if self._server is None:  # accepted just as the listener stopped
+            abort(writer)
+            await close_connection(writer)
+            return
+        self._connections[task] = writer
         try:
             await self._serve(reader, writer)
         except (OSError, ssl.SSLError, TimeoutError):
             pass  # the client gave up or the handshake failed: that is the client's business
         finally:
-            self._connections.discard(writer)
-            writer.close()
+            await close_connection(writer)
+            del self._connections[task]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         fault = self.fault
@@ -175,7 +193,7 @@ class TlsListener:
             await reader.read()  # until the client hangs up
             return
         if fault is PortFault.RESET:
-            _abort(writer)  # RST instead of FIN
+            abort(writer)  # RST instead of FIN
             return
         if fault is PortFault.GARBAGE:
             await reader.read(5)
@@ -189,13 +207,38 @@ class TlsListener:
         await self._service(stream)
 
 
-def _abort(writer: asyncio.StreamWriter) -> None:
+def abort(writer: asyncio.StreamWriter) -> None:
+    """Reset the connection (RST instead of FIN), like a process that died."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             # Linger 0 turns close() into a reset, like a process that died.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+async def close_connection(writer: asyncio.StreamWriter) -> None:
+    """Close a connection and return once its socket is closed.
+
+    `close()` alone only starts closing: with unsent data to a peer that does not read, the
+    transport (and its file descriptor) stays open until the garbage collector finds it. A
+    connection that does not finish closing within a second is reset instead.
+    """
+    writer.close()
+    try:
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+    except (OSError, TimeoutError):
+        pass  # a reset or a peer that will not read: the reset below settles it
+    finally:
+        if not _closed(writer):
+            abort(writer)
+            await asyncio.sleep(0)  # the transport closes its socket on the next loop turn
+
+
+def _closed(writer: asyncio.StreamWriter) -> bool:
+    sock = writer.get_extra_info("socket")
+    return sock is None or sock.fileno() == -1
 
 
 def unused_port(host: str = "127.0.0.1") -> int:
