@@ -10,39 +10,26 @@ lock-step GETBULKs of `max_repetitions` rows, as Cisco's agent limits ask
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import datetime as dt
-import functools
-import hashlib
-import itertools
-import math
-import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from pyasn1.type import univ
-from pysnmp.entity import config as snmp_config
-from pysnmp.entity.rfc3413 import cmdgen
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import (
-    USM_AUTH_HMAC96_SHA,
-    USM_AUTH_HMAC192_SHA256,
-    USM_AUTH_NONE,
-    USM_PRIV_CFB128_AES,
-    USM_PRIV_NONE,
-    CommunityData,
+from pysnmp.proto import rfc1905
+
+from exporter.config import NodeConfig, SnmpProbeConfig
+from exporter.probes.heap import release_heap
+from exporter.probes.snmp_session import (
+    Oid,
+    PysnmpSession,
     SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
+    SnmpError,
+    SnmpSession,
+    fingerprint,
+    open_session,
 )
-from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
-from pysnmp.proto import errind, rfc1902, rfc1905
-
-from exporter.config import NodeConfig, SnmpCredentials, SnmpProbeConfig
 from exporter.results import (
     PHONE_STATUSES,
     NodeScalars,
@@ -53,9 +40,23 @@ from exporter.results import (
 )
 from exporter.timing import Deadline
 
-__all__ = ["SnmpError", "SnmpProbe", "SnmpSession", "decode_date_and_time"]
+# The session types are re-exported: the SNMP benchmarks import them from here.
+__all__ = [
+    "DEFAULT_MAX_ROWS",
+    "PysnmpSession",
+    "SnmpError",
+    "SnmpProbe",
+    "SnmpSession",
+    "decode_date_and_time",
+]
 
-Oid = tuple[int, ...]
+# A hostile or broken agent must not make a walk grow without end (issue 14: one grew RSS by
+# 300 MB until the deadline). A CUCM node registers at most about 10,000 devices (the largest
+# OVA); twice that is room enough. Every value the walk keeps is an SnmpAdminString, 255
+# octets at most (SNMP-FRAMEWORK-MIB); ccmProductTypeTable has a few hundred rows.
+DEFAULT_MAX_ROWS = 20_000
+MAX_VALUE_OCTETS = 255
+MAX_PRODUCT_ROWS = 5_000
 
 _CCM = (1, 3, 6, 1, 4, 1, 9, 9, 156, 1)
 _GLOBAL = (*_CCM, 5)
@@ -76,136 +77,6 @@ PHONE_COLUMNS: Mapping[str, Oid] = {
     "name": (*_PHONE, 20),  # ccmPhoneName
     "active_load": (*_PHONE, 25),  # ccmPhoneActiveLoadID
 }
-
-_AUTH_FAILURES = (
-    errind.WrongDigest,
-    errind.UnknownUserName,
-    errind.DecryptionError,
-    errind.UnknownSecurityName,
-    errind.AuthenticationFailure,
-    errind.AuthenticationError,
-    errind.UnsupportedSecurityLevel,
-    errind.NotInTimeWindow,
-)
-
-
-class SnmpError(Exception):
-    def __init__(self, outcome: SnmpOutcome, detail: str) -> None:
-        super().__init__(detail)
-        self.outcome = outcome
-        self.detail = detail
-
-
-class SnmpSession(Protocol):
-    """The network seam: what the probe needs from an SNMP client."""
-
-    requests: int
-
-    async def get(self, oids: Sequence[Oid]) -> list[tuple[Oid, Any]]: ...
-
-    async def bulk(self, oids: Sequence[Oid], max_repetitions: int) -> list[tuple[Oid, Any]]: ...
-
-
-class PysnmpSession:
-    """SnmpSession over pysnmp's native command generators, on the daemon's one engine.
-
-    Not hlapi's get_cmd/bulk_cmd: those resolve every request OID in pysnmp's MIB view and
-    re-configure the target each time, about half of the client's CPU per request in a walk
-    whose OIDs are always new (bench/README.md, "SNMP phone-table walk").
-
-    The target's row in the engine's SNMP-TARGET-MIB exists only while the session is open:
-    a row is ~18 KB of pysnmp objects, 18 MB at a thousand nodes if each node kept one between
-    its polls (bench/README.md, "Scale"). `close()` removes it.
-    """
-
-    def __init__(self, engine: SnmpEngine, auth: Any, target: UdpTransportTarget) -> None:
-        self._engine = engine
-        self._target_name = f"cucm-exporter-{next(_TARGET_NUMBERS)}"
-        snmp_config.add_target_address(
-            engine, self._target_name, target.TRANSPORT_DOMAIN, target.transport_address,
-            _parameters(engine, auth, target), target.timeout * 100, target.retries,
-            target.tagList,
-        )  # fmt: skip
-        self.requests = 0
-
-    def close(self) -> None:
-        """Forget the target. Retries of a request still pending do not need it (pysnmp keeps
-        their transport details), so this is safe even when a deadline cut the poll short."""
-        snmp_config.delete_target_address(self._engine, self._target_name)
-
-    async def get(self, oids: Sequence[Oid]) -> list[tuple[Oid, Any]]:
-        self.requests += 1
-        future: asyncio.Future[tuple[Any, Any, Any, Any]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        cmdgen.GetCommandGenerator().send_varbinds(
-            self._engine, self._target_name, None, b"", _varbinds(oids), _settle, future
-        )
-        return _check(await future)
-
-    async def bulk(self, oids: Sequence[Oid], max_repetitions: int) -> list[tuple[Oid, Any]]:
-        self.requests += 1
-        future: asyncio.Future[tuple[Any, Any, Any, Any]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        # SingleRun: one request, one answer (BulkCommandGenerator would walk on by itself).
-        cmdgen.BulkCommandGeneratorSingleRun().send_varbinds(
-            self._engine, self._target_name, None, b"", 0, max_repetitions,
-            _varbinds(oids), _settle, future,
-        )  # fmt: skip
-        return _check(await future)
-
-
-_LCD = CommandGeneratorLcdConfigurator()
-_TARGET_NUMBERS = itertools.count(1)
-_PARAMETERS_CONTEXT = "cucm_exporter_target_parameters"
-
-
-def _parameters(engine: SnmpEngine, auth: Any, target: UdpTransportTarget) -> str:
-    """The engine's target parameters for `auth`, with the community or v3 user and the UDP
-    transport installed on first use (by pysnmp's own configurator, which knows every v3
-    option); only the target addresses are ours to add and remove."""
-    known: dict[tuple[Any, ...], str] = engine.get_user_context(_PARAMETERS_CONTEXT) or {}
-    key = (auth.securityName, auth.security_level, auth.message_processing_model)  # as pysnmp's
-    if key not in known:
-        address, parameters = _LCD.configure(engine, auth, target, b"")
-        snmp_config.delete_target_address(engine, address)  # the configurator's own: unused
-        known[key] = parameters
-        engine.set_user_context(**{_PARAMETERS_CONTEXT: known})
-    return known[key]
-
-
-_NULL = univ.Null("")
-
-
-def _varbinds(oids: Sequence[Oid]) -> list[tuple[Any, Any]]:
-    return [(rfc1902.ObjectName(oid), _NULL) for oid in oids]
-
-
-def _settle(
-    engine: Any,
-    handle: Any,
-    indication: Any,
-    status: Any,
-    index: Any,
-    varbinds: Any,
-    future: asyncio.Future[tuple[Any, Any, Any, Any]],
-) -> None:
-    if not future.done():  # the probe's deadline may have given up on it already
-        future.set_result((indication, status, index, varbinds))
-
-
-def _check(reply: tuple[Any, Any, Any, Any]) -> list[tuple[Oid, Any]]:
-    indication, status, index, varbinds = reply
-    if indication:
-        if isinstance(indication, errind.RequestTimedOut):
-            raise SnmpError(SnmpOutcome.TIMEOUT, "no SNMP response before the timeout")
-        if isinstance(indication, _AUTH_FAILURES):
-            raise SnmpError(SnmpOutcome.AUTH_ERROR, f"SNMPv3 security: {indication}")
-        raise SnmpError(SnmpOutcome.BAD_RESPONSE, str(indication))
-    if status:
-        raise SnmpError(SnmpOutcome.AGENT_ERROR, f"agent error {status.prettyPrint()} at {index}")
-    return [(tuple(name), value) for name, value in varbinds]
 
 
 def _is_end(value: Any) -> bool:
@@ -240,9 +111,14 @@ class _Walk:
 
 
 class SnmpProbe:
-    """The probe, with what must outlive one run: the engine and the last walk per node."""
+    """The probe, with what must outlive one run: the engine and the last walk per node.
 
-    def __init__(self) -> None:
+    `max_rows` bounds a walk: an agent claiming more phones, or serving more rows, than that
+    is a BAD_RESPONSE, whatever it keeps sending.
+    """
+
+    def __init__(self, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        self.max_rows = max_rows
         self._engines: dict[tuple[int, str], SnmpEngine] = {}
         self._walks: dict[tuple[str, int, str], _Walk] = {}
 
@@ -263,11 +139,11 @@ class SnmpProbe:
         if credentials is None:
             return SnmpProbeResult(SnmpOutcome.BAD_RESPONSE, detail="no SNMP credentials")
         port = node.connect_port(settings.port)
-        key = (node.connect_address, port, _fingerprint(credentials))
+        key = (node.connect_address, port, fingerprint(credentials))
         if session is not None:
             return await self._poll_within(session, settings, key, deadline)
         try:
-            opened = await self._session(node.connect_address, port, credentials, settings)
+            opened = await self._session(node.connect_address, port, node, settings)
         except SnmpError as error:
             return SnmpProbeResult(error.outcome, detail=error.detail)
         try:
@@ -311,10 +187,17 @@ class SnmpProbe:
                 requests=session.requests,
             )
         total = scalars.registered + scalars.unregistered + scalars.rejected
-        phones = await walk_phone_table(session, settings.max_repetitions, expected_rows=total)
+        if total > self.max_rows:
+            raise SnmpError(
+                SnmpOutcome.BAD_RESPONSE,
+                f"the agent claims {total} phones, more than the {self.max_rows} a walk reads",
+            )
+        phones = await walk_phone_table(
+            session, settings.max_repetitions, expected_rows=total, max_rows=self.max_rows
+        )
         walk = _Walk(scalars.state_id, scalars.callmanager_start, phones, time.time())
         self._walks[key] = walk
-        _release_heap()
+        release_heap()
         return SnmpProbeResult(
             SnmpOutcome.OK,
             scalars=scalars,
@@ -325,23 +208,18 @@ class SnmpProbe:
         )
 
     async def _session(
-        self, address: str, port: int, credentials: SnmpCredentials, settings: SnmpProbeConfig
+        self, address: str, port: int, node: NodeConfig, settings: SnmpProbeConfig
     ) -> PysnmpSession:
+        credentials = node.snmp
+        assert credentials is not None
         # An engine must not outlive or straddle event loops (pysnmp hangs): one per loop and
         # per credentials, so a v3 user's keys are never mixed up with another's.
-        fingerprint = _fingerprint(credentials)
-        engine_key = (id(asyncio.get_running_loop()), fingerprint)
+        engine_key = (id(asyncio.get_running_loop()), fingerprint(credentials))
         engine = self._engines.get(engine_key)
         if engine is None:
             # Costs ~40 ms of CPU (MIB builder), hence kept for the life of the loop.
             engine = self._engines[engine_key] = SnmpEngine()
-        try:
-            target = await UdpTransportTarget.create(
-                (address, port), timeout=settings.request_timeout, retries=settings.retries
-            )
-        except (PySnmpError, socket.gaierror) as error:
-            raise SnmpError(SnmpOutcome.DNS_ERROR, f"cannot resolve {address}: {error}") from None
-        return PysnmpSession(engine, _auth(credentials), target)
+        return await open_session(engine, address, port, credentials, settings)
 
 
 async def read_scalars(session: SnmpSession) -> NodeScalars:
@@ -372,6 +250,10 @@ async def read_scalars(session: SnmpSession) -> NodeScalars:
     )
 
 
+def _integer(value: bytes | int | None) -> int | None:
+    return value if isinstance(value, int) else None
+
+
 def _numeric(value: Any) -> bool:
     try:
         int(value)
@@ -381,21 +263,24 @@ def _numeric(value: Any) -> bool:
 
 
 async def walk_phone_table(
-    session: SnmpSession, max_repetitions: int, expected_rows: int
+    session: SnmpSession, max_repetitions: int, expected_rows: int, max_rows: int = DEFAULT_MAX_ROWS
 ) -> PhoneTable:
-    products = await walk_columns(session, {"product": PRODUCT_NAMES}, max_repetitions, 10_000)
+    products = await walk_columns(
+        session, {"product": PRODUCT_NAMES}, max_repetitions, MAX_PRODUCT_ROWS
+    )
     # Bound the walk by what the scalars announced, with room for phones that appear meanwhile.
-    limit = math.ceil((expected_rows * 2 + 200) / max_repetitions) + 10
+    limit = min(expected_rows * 2 + 200, max_rows)
     columns = await walk_columns(session, PHONE_COLUMNS, max_repetitions, limit)
     names = {index: sys.intern(_text(value)) for index, value in products["product"].items()}
 
     def row(index: Oid, name: Any) -> PhoneRow:
-        status = columns["status"].get(index)
-        product_index = columns["product"].get(index)
+        # A value of the wrong type reads as absent (unknown), not as an exception.
+        status = _integer(columns["status"].get(index))
+        product_index = _integer(columns["product"].get(index))
         return PhoneRow(
             name=_text(name),
-            status=PHONE_STATUSES.get(int(status) if status is not None else 1, "unknown"),
-            product=names.get((int(product_index),), "") if product_index is not None else "",
+            status=PHONE_STATUSES.get(status if status is not None else 1, "unknown"),
+            product=names.get((product_index,), "") if product_index is not None else "",
             # Every node shares a handful of loads: keep one string of each across nodes.
             active_load=sys.intern(_text(columns["active_load"].get(index, b""))),
         )
@@ -404,18 +289,30 @@ async def walk_phone_table(
 
 
 async def walk_columns(
-    session: SnmpSession, columns: Mapping[str, Oid], max_repetitions: int, max_requests: int
-) -> dict[str, dict[Oid, Any]]:
-    """Walk several table columns side by side with GETBULK; rows keyed by index suffix."""
+    session: SnmpSession, columns: Mapping[str, Oid], max_repetitions: int, max_rows: int
+) -> dict[str, dict[Oid, bytes | int | None]]:
+    """Walk several table columns side by side with GETBULK; rows keyed by index suffix.
+
+    What the agent sends is bounded before it is kept: at most the varbinds asked for per
+    answer, `max_rows` rows per column, `MAX_VALUE_OCTETS` a value, kept as plain bytes or
+    int. Past a bound the walk is a BAD_RESPONSE: memory stays bounded whatever the agent
+    sends until the deadline.
+    """
     cursor = dict(columns)
-    rows: dict[str, dict[Oid, Any]] = {name: {} for name in columns}
-    for _ in range(max_requests):
-        if not cursor:
-            return rows
+    rows: dict[str, dict[Oid, bytes | int | None]] = {name: {} for name in columns}
+    # Every answer ends a column or adds a row to each column still open (its OIDs must
+    # increase), so the row bound also bounds the number of requests.
+    while cursor:
         names = list(cursor)
         reply = await session.bulk([cursor[n] for n in names], max_repetitions)
         if not reply:
             raise SnmpError(SnmpOutcome.BAD_RESPONSE, "an empty GETBULK response")
+        if len(reply) > len(names) * max_repetitions:
+            raise SnmpError(
+                SnmpOutcome.BAD_RESPONSE,
+                f"a GETBULK answer of {len(reply)} values, asked for at most "
+                f"{len(names) * max_repetitions}",
+            )
         finished: set[str] = set()
         for position, (oid, value) in enumerate(reply):
             name = names[position % len(names)]  # GETBULK answers row by row
@@ -429,62 +326,34 @@ async def walk_columns(
                 raise SnmpError(
                     SnmpOutcome.NON_INCREASING, f"the agent answered {oid} after {cursor[name]}"
                 )
-            rows[name][oid[len(prefix) :]] = value
+            kept = rows[name]
+            kept[oid[len(prefix) :]] = _plain(value)
+            if len(kept) > max_rows:
+                raise SnmpError(
+                    SnmpOutcome.BAD_RESPONSE, f"the table has more than {max_rows} rows"
+                )
             cursor[name] = oid
         for name in finished:
             cursor.pop(name, None)
-    raise SnmpError(
-        SnmpOutcome.BAD_RESPONSE, f"the walk did not end within {max_requests} requests"
-    )
+    return rows
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc: nothing to do
-
-
-def _release_heap() -> None:
-    """Give the memory a table walk churned through back to the system.
-
-    Decoding thousands of varbinds leaves glibc's heap with free pages it keeps by default;
-    at a thousand nodes that is tens of MB of resident memory doing nothing."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+def _plain(value: Any) -> bytes | int | None:
+    """A varbind's value as plain bytes or int (a tenth of the memory of pysnmp's objects);
+    an octet string longer than an SnmpAdminString may be is refused."""
+    if hasattr(value, "asOctets"):
+        octets: bytes = value.asOctets()
+        if len(octets) > MAX_VALUE_OCTETS:
+            raise SnmpError(
+                SnmpOutcome.BAD_RESPONSE,
+                f"a value of {len(octets)} octets, more than an SnmpAdminString holds",
+            )
+        return octets
+    return int(value) if _numeric(value) else None
 
 
 def _text(value: Any) -> str:
-    return bytes(value).decode("utf-8", errors="replace") if value is not None else ""
-
-
-def _auth(credentials: SnmpCredentials) -> CommunityData | UsmUserData:
-    if credentials.version == "2c":
-        community = credentials.community_value
-        assert community is not None  # the config model guarantees it
-        return CommunityData(community.get_secret_value(), mpModel=1)
-    auth, priv = credentials.auth_value, credentials.priv_value
-    auth_protocol = {"SHA": USM_AUTH_HMAC96_SHA, "SHA256": USM_AUTH_HMAC192_SHA256}
-    return UsmUserData(
-        credentials.username or "",
-        authKey=auth.get_secret_value() if auth else None,
-        privKey=priv.get_secret_value() if priv else None,
-        authProtocol=auth_protocol.get(credentials.auth_protocol or "", USM_AUTH_NONE),
-        privProtocol=USM_PRIV_CFB128_AES if priv else USM_PRIV_NONE,
-    )
-
-
-def _fingerprint(credentials: SnmpCredentials) -> str:
-    """A stable key for a set of credentials that reveals nothing about them."""
-    parts = [
-        credentials.version,
-        credentials.username or "",
-        credentials.auth_protocol or "",
-        credentials.priv_protocol or "",
-        *(s.get_secret_value() if s else "" for s in (
-            credentials.community_value, credentials.auth_value, credentials.priv_value,
-        )),
-    ]  # fmt: skip
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    """An octet string as text; anything else (a hostile agent's integer name) as ""."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return _text(value.asOctets()) if hasattr(value, "asOctets") else ""
