@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import bcrypt
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from exporter.config import ConfigError
+from exporter.config.base import (
+    ConfigError,
+    Strict,
+    UnreadableFile,
+    load_yaml,
+    read_bounded,
+    validate,
+)
 
 __all__ = ["BasicAuth", "WebConfig", "load_web_config"]
 
@@ -50,11 +56,7 @@ def _bcrypt_hash(value: object) -> object:
 BcryptHash = Annotated[str, BeforeValidator(_bcrypt_hash)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsServerConfig(_Strict):
+class TlsServerConfig(Strict):
     cert_file: Path
     key_file: Path
     client_auth_type: Literal[
@@ -79,11 +81,11 @@ class TlsServerConfig(_Strict):
         return self
 
 
-class HttpServerConfig(_Strict):
+class HttpServerConfig(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
-class WebConfig(_Strict):
+class WebConfig(Strict):
     tls_server_config: TlsServerConfig | None = None
     http_server_config: HttpServerConfig = HttpServerConfig()
     # The hashes are secrets too: never logged, never shown.
@@ -159,14 +161,19 @@ def _dummy_hash() -> bytes:
     return bcrypt.hashpw(b"unused", bcrypt.gensalt(10))
 
 
+# A web config is a few lines; anything bigger is a wrong path.
+WEB_CONFIG_LIMIT = 1024 * 1024
+
+
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web config file; raise ConfigError naming every problem."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([f"{path}: cannot read the web config: {error}"]) from None
-    except yaml.YAMLError as error:
-        raise ConfigError([f"{path}: invalid YAML: {getattr(error, 'problem', error)}"]) from None
+        text = read_bounded(path, WEB_CONFIG_LIMIT).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: cannot read the web config: not UTF-8 text"]) from None
+    except UnreadableFile as error:
+        raise ConfigError([f"{path}: cannot read the web config: {error.reason}"]) from None
+    data = load_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
     base = path.parent
@@ -175,14 +182,7 @@ def load_web_config(path: Path) -> WebConfig:
         for key in ("cert_file", "key_file", "client_ca_file"):
             if isinstance(tls.get(key), str):
                 tls[key] = str(base / tls[key])
-    try:
-        config = WebConfig.model_validate(data)
-    except ValidationError as error:
-        problems = []
-        for e in error.errors(include_url=False):
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            message = "unknown or unsupported field" if e["type"] == "extra_forbidden" else e["msg"]
-            problems.append(f"{path}: {where}: {message.removeprefix('Value error, ')}")
-        raise ConfigError(problems) from None
+    # exporter-toolkit fields we do not implement are refused too, hence "unsupported".
+    config = validate(WebConfig, data, source=str(path), unknown="unknown or unsupported field")
     config.ssl_context()  # unreadable certificates are a start-up error, not a runtime one
     return config
