@@ -28,6 +28,7 @@ LAYERS: dict[str, float] = {
     "exporter.config": 1,
     "exporter.catalogue": 2,
     "exporter.webconfig": 2,
+    "exporter.basicauth": 2,
     "exporter.state": 2,
     "exporter.store": 2,
     "exporter.probes.phonexml": 2,
