@@ -165,6 +165,13 @@ def _serving_flags(parser: argparse.ArgumentParser, listen: str = DEFAULT_LISTEN
         help="TLS and basic auth for the HTTP endpoints, in the exporter-toolkit format "
         "(the file `promtool check web-config` checks)",
     )
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="lifecycle",
+        action="store_true",
+        help="enable reload over HTTP (POST /-/reload), as Prometheus' flag does; "
+        "SIGHUP reloads either way",
+    )
     _version_flag(parser)
 
 
@@ -220,7 +227,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    serving = Serving(args.listen, args.telemetry_path, args.web_config_file)
+    serving = Serving(args.listen, args.telemetry_path, args.web_config_file, args.lifecycle)
     setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
     try:
         config = load_config(args.config_file)
@@ -250,7 +257,7 @@ def _print_config_error(path: Path, error: ConfigError) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    serving = Serving(args.listen, args.telemetry_path, args.web_config_file)
+    serving = Serving(args.listen, args.telemetry_path, args.web_config_file, args.lifecycle)
     setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
     try:
         tls = web_config_of(serving).tls_server_config is not None

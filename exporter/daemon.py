@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from exporter import __version__
-from exporter.config import ConfigError, ExporterConfig, load_config
+from exporter.config import ConfigError, ExporterConfig, load_config_async
 from exporter.logsetup import get_logger
 from exporter.metrics.collector import CucmCollector
 from exporter.metrics.exposition import CachedExposition, MetricsBodies
@@ -26,7 +26,7 @@ from exporter.scheduler import ProbeScheduler
 from exporter.server import ExporterApp, ListenAddress, serve
 from exporter.state import ExporterState
 from exporter.store import ResultStore
-from exporter.webconfig import WebConfig, load_web_config
+from exporter.webconfig import RotatingServerContext, WebConfig, load_web_config
 
 __all__ = ["EXIT_CONFIG", "Daemon", "Serving", "run_daemon", "web_config_of"]
 
@@ -37,11 +37,13 @@ EXIT_CONFIG = 2
 
 @dataclass(frozen=True)
 class Serving:
-    """How the daemon serves HTTP: where, the metrics path, and the web config file."""
+    """How the daemon serves HTTP: where, the metrics path, the web config file, and whether
+    POST /-/reload is on (--web.enable-lifecycle)."""
 
     listen: ListenAddress
     telemetry_path: str
     web_config_file: Path | None
+    lifecycle: bool = False
 
 
 def web_config_of(serving: Serving) -> WebConfig:
@@ -66,7 +68,9 @@ class Daemon:
         self._config_file = config_file
         self._serving = serving
         self._web_config = web_config
-        self._ssl_context = web_config.ssl_context()
+        first_context = web_config.ssl_context()
+        self._ssl_context = None if first_context is None else RotatingServerContext(first_context)
+        self._reloading = asyncio.Lock()
         self._store = ResultStore()
         self._state = ExporterState(config, time.time())
         process = CollectorRegistry()
@@ -84,6 +88,7 @@ class Daemon:
             prober=OnDemandProber(self._state, ProbeRunner(specs, latest=self._store.snapshot)),
             summarize=_summarizer(specs),
             telemetry_path=serving.telemetry_path,
+            lifecycle=serving.lifecycle,
         )
         self.app.use_web_config(web_config)
         self._runner: web.AppRunner | None = None
@@ -108,25 +113,39 @@ class Daemon:
         )
 
     async def reload(self) -> str | None:
-        """Re-read both config files; None when it worked, else the reason it did not."""
-        try:
-            new_config = load_config(self._config_file)
-            new_web = web_config_of(self._serving)
-            if (new_web.tls_server_config is None) != (self._ssl_context is None):
-                raise ConfigError(["turning TLS on or off needs a restart, not a reload"])
-            if self._ssl_context is not None:
-                new_web.apply_tls(self._ssl_context)  # new certificates for new connections
-        except ConfigError as error:
-            self._state.reload_failed()
-            log.error(
-                "reload failed, keeping the running configuration: %s", "; ".join(error.problems)
+        """Re-read both config files; None when it worked, else the reason it did not.
+
+        Files are read and validated in a worker thread (10,000 nodes take seconds), so the
+        loop keeps answering scrapes and /-/healthy meanwhile; one reload at a time."""
+        async with self._reloading:
+            try:
+                new_config = await load_config_async(self._config_file)
+                new_web = await asyncio.to_thread(web_config_of, self._serving)
+                if (new_web.tls_server_config is None) != (self._ssl_context is None):
+                    raise ConfigError(["turning TLS on or off needs a restart, not a reload"])
+                # A fresh context (ConfigError if unreadable): a CA removed from
+                # client_ca_file must stop verifying, which loading into the old one cannot do.
+                new_context = await asyncio.to_thread(new_web.ssl_context)
+            except ConfigError as error:
+                self._state.reload_failed()
+                log.error(
+                    "reload failed, keeping the running configuration: %s",
+                    "; ".join(error.problems),
+                )
+                return str(error)
+            except Exception as error:  # a bug of ours; still, the gauge must not say 1
+                self._state.reload_failed()
+                log.exception("reload failed, keeping the running configuration")
+                return f"unexpected error: {type(error).__name__}"
+            if self._ssl_context is not None and new_context is not None:
+                self._ssl_context.swap(new_context)  # for new connections
+            self.app.use_web_config(new_web)
+            self._scheduler.apply(new_config)
+            self._state.reloaded(new_config, time.time())
+            log.info(
+                "configuration reloaded from %s", self._config_file, nodes=new_config.node_count
             )
-            return str(error)
-        self.app.use_web_config(new_web)
-        self._scheduler.apply(new_config)
-        self._state.reloaded(new_config, time.time())
-        log.info("configuration reloaded from %s", self._config_file)
-        return None
+            return None
 
     async def stop(self) -> None:
         self.app.ready = False
@@ -163,7 +182,7 @@ async def run_daemon(
         openssl=ssl.OPENSSL_VERSION,
         config=str(config_file),
         clusters=len(config.clusters),
-        nodes=sum(len(cluster.nodes) for cluster in config.clusters),
+        nodes=config.node_count,
         probes=",".join(spec.name for spec in specs if spec.enabled(config)),
     )
     try:

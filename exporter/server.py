@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import html
 import ssl
 import time
@@ -15,11 +14,12 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder, generate_latest
 
 from exporter import __version__
+from exporter.basicauth import BasicAuth, TooBusy
 from exporter.metrics.exposition import Body
 from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
 from exporter.results import ProbeRun
 from exporter.store import ResultStore
-from exporter.webconfig import BasicAuth, WebConfig
+from exporter.webconfig import WebConfig
 
 # Returns None when the reload worked, else the reason it did not.
 Reloader = Callable[[], Awaitable[str | None]]
@@ -61,6 +61,7 @@ class ExporterApp:
         prober: OnDemandProber | None = None,
         summarize: Callable[[ProbeRun], str] = lambda run: run.reason,
         telemetry_path: str = "/metrics",
+        lifecycle: bool = False,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._metrics = metrics
@@ -70,6 +71,7 @@ class ExporterApp:
         self._telemetry_path = telemetry_path
         self._now = now
         self._prober = prober
+        self._lifecycle = lifecycle
         self._auth = BasicAuth({})
         self._headers: dict[str, str] = {}
         self.ready = False
@@ -85,18 +87,31 @@ class ExporterApp:
     ) -> web.StreamResponse:
         # Liveness checks (container HEALTHCHECK, Kubernetes) need no password and learn nothing.
         if self._auth.enabled and request.path != "/-/healthy":
+            # Malformed credentials are a plain 401: no traceback, nothing logged.
             credentials = _basic_credentials(request.headers.get("Authorization", ""))
-            if credentials is None or not await self._auth.allows(*credentials):
+            try:
+                allowed = credentials is not None and await self._auth.allows(*credentials)
+            except TooBusy:
+                # Password checks are queued up (a wrong-password storm): a right password
+                # already seen is still answered from the cache, everything else waits.
+                raise web.HTTPTooManyRequests(
+                    text="Too many password checks in progress; retry.\n",
+                    headers={"Retry-After": "1"},
+                ) from None
+            if not allowed:
                 raise web.HTTPUnauthorized(
                     text="Unauthorized\n",
                     headers={"WWW-Authenticate": 'Basic realm="cucm-directory-exporter"'},
                 )
-        response = await handler(request)
+        return await handler(request)
+
+    async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The web config's headers, on every response (401, 404 and 429 included)."""
         response.headers.update(self._headers)
-        return response
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self._guard])
+        app.on_response_prepare.append(self._add_headers)
         app.router.add_get("/", self.landing)
         app.router.add_get(self._telemetry_path, self.metrics)
         app.router.add_get("/-/healthy", self.healthy)
@@ -146,6 +161,12 @@ class ExporterApp:
         return web.Response(status=503, text="Not ready: still starting.\n")
 
     async def reload(self, request: web.Request) -> web.Response:
+        """POST /-/reload, behind --web.enable-lifecycle as in Prometheus (SIGHUP always
+        works); a browser cannot be made to post it from another site."""
+        if not self._lifecycle:
+            return web.Response(status=403, text="Lifecycle API is not enabled.\n")
+        if refusal := _cross_site(request):
+            return web.Response(status=403, text=f"{refusal}\n")
         problem = await self._reload()
         if problem is None:
             return web.Response(text="Configuration reloaded.\n")
@@ -225,9 +246,29 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
         return None
     try:
         user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 (UnicodeDecodeError)
         return None
     return (user, password) if sep else None
+
+
+# What an HTML form (or a fetch() without a CORS preflight) can send; reloaders and curl -X
+# POST send no body at all.
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
+def _cross_site(request: web.Request) -> str | None:
+    """Why a lifecycle request may come from a page on another site, or None.
+
+    Browsers mark cross-site requests (Origin, Sec-Fetch-Site) and can only post forms without
+    a preflight; tools that reload (configmap reloaders, curl -X POST) do neither."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.partition("://")[2] != request.host:
+        return f"Refused: a request from {origin} (another origin)."
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return "Refused: a cross-site request."
+    if request.content_type in _FORM_TYPES:
+        return f"Refused: a {request.content_type} body (post without a body: curl -X POST)."
+    return None
 
 
 async def serve(

@@ -9,21 +9,24 @@ including htpasswd's `$2y$`). Anything else is refused by name rather than silen
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import hashlib
+import re
 import ssl
 import warnings
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-import bcrypt
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from exporter.config import ConfigError
+from exporter.config.base import (
+    ConfigError,
+    Strict,
+    UnreadableFile,
+    load_yaml,
+    read_bounded,
+    validate,
+)
 
-__all__ = ["BasicAuth", "WebConfig", "load_web_config"]
+__all__ = ["ALLOWED_HEADERS", "RotatingServerContext", "WebConfig", "load_web_config"]
 
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -38,23 +41,46 @@ _CLIENT_AUTH = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
-_BCRYPT_PREFIXES = (b"$2a$", b"$2b$", b"$2y$")
+# Modular crypt format: $2a$, $2b$ or $2y$ (htpasswd), two-digit cost, 22 + 31 characters.
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
 def _bcrypt_hash(value: object) -> object:
-    if isinstance(value, str) and not value.encode().startswith(_BCRYPT_PREFIXES):
+    if isinstance(value, str) and not _BCRYPT_HASH.fullmatch(value):
         raise ValueError("must be a bcrypt hash ($2a$, $2b$ or $2y$), e.g. from htpasswd -nBC 10")
     return value
 
 
 BcryptHash = Annotated[str, BeforeValidator(_bcrypt_hash)]
 
+# The headers exporter-toolkit lets a web config set, and the values it allows (None: any),
+# as `promtool check web-config` enforces them (names and values are case-sensitive there).
+ALLOWED_HEADERS: dict[str, tuple[str, ...] | None] = {
+    "Strict-Transport-Security": None,
+    "X-Content-Type-Options": ("nosniff",),
+    "X-Frame-Options": ("deny", "sameorigin"),
+    "X-XSS-Protection": None,
+    "Content-Security-Policy": None,
+}
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")  # printable ASCII: no line breaks to inject
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if name not in ALLOWED_HEADERS:
+            raise ValueError(
+                f"HTTP header {name!r} can not be configured (allowed: "
+                f"{', '.join(ALLOWED_HEADERS)})"
+            )
+        allowed = ALLOWED_HEADERS[name]
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(f"{name}: only printable ASCII characters, no line breaks")
+    return headers
 
 
-class TlsServerConfig(_Strict):
+class TlsServerConfig(Strict):
     cert_file: Path
     key_file: Path
     client_auth_type: Literal[
@@ -79,29 +105,25 @@ class TlsServerConfig(_Strict):
         return self
 
 
-class HttpServerConfig(_Strict):
-    headers: dict[str, str] = Field(default_factory=dict)
+class HttpServerConfig(Strict):
+    # Sent on every response, 401, 404 and 429 included.
+    headers: Annotated[dict[str, str], AfterValidator(_check_headers)] = Field(default_factory=dict)
 
 
-class WebConfig(_Strict):
+class WebConfig(Strict):
     tls_server_config: TlsServerConfig | None = None
     http_server_config: HttpServerConfig = HttpServerConfig()
     # The hashes are secrets too: never logged, never shown.
     basic_auth_users: dict[str, BcryptHash] = Field(default_factory=dict, repr=False)
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """A server context, or None for plain HTTP. Raises ConfigError for unreadable files."""
-        if self.tls_server_config is None:
+        """A fresh server context, or None for plain HTTP. Raises ConfigError for unreadable
+        files. Fresh on every (re)load: `load_verify_locations` only ever adds, so reusing a
+        context would keep trusting a CA that was removed from client_ca_file."""
+        tls = self.tls_server_config
+        if tls is None:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.apply_tls(context)
-        return context
-
-    def apply_tls(self, context: ssl.SSLContext) -> None:
-        """Load certificates and limits into `context`; the running server's context can be
-        updated in place, so a reload rotates certificates without a restart."""
-        tls = self.tls_server_config
-        assert tls is not None
         try:
             context.load_cert_chain(tls.cert_file, tls.key_file)
             if tls.client_ca_file is not None:
@@ -115,58 +137,52 @@ class WebConfig(_Strict):
             context.minimum_version = _TLS_VERSIONS[tls.min_version]
             context.maximum_version = _TLS_VERSIONS[tls.max_version]
         context.verify_mode = _CLIENT_AUTH[tls.client_auth_type]
+        return context
 
 
-class BasicAuth:
-    """Checks `Authorization: Basic` against bcrypt hashes.
+class RotatingServerContext(ssl.SSLContext):
+    """The context the server listens with: each new connection is set up by the context of
+    the latest (re)load, so new certificates, client CAs and version limits apply to new
+    connections without a restart, and a removed client CA stops verifying.
 
-    bcrypt costs ~50 ms by design: checks run in a worker thread so the event loop (and every
-    other scrape) never waits on one, and recent answers are remembered so a scraper with the
-    right password pays once, not on every scrape.
+    asyncio sets a server connection up with `wrap_bio`; that is handed to the current
+    context, whole (verify mode and trust store included, which an SNI callback's context
+    switch would not change).
     """
 
-    def __init__(self, users: dict[str, str]) -> None:
-        self._users = {name: hashed.encode() for name, hashed in users.items()}
-        self._answers: dict[tuple[str, str], bool] = {}
+    current: ssl.SSLContext
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._users)
+    def __new__(cls, current: ssl.SSLContext) -> RotatingServerContext:
+        self = super().__new__(cls, ssl.PROTOCOL_TLS_SERVER)
+        self.current = current
+        return self
 
-    async def allows(self, user: str, password: str) -> bool:
-        # Keyed by a digest, so the cache never holds a password.
-        key = (user, hashlib.sha256(password.encode()).hexdigest())
-        answer = self._answers.get(key)
-        if answer is None:
-            answer = await asyncio.to_thread(self._verify, user, password)
-            if len(self._answers) >= 256:
-                self._answers.clear()
-            self._answers[key] = answer
-        return answer
+    def __init__(self, current: ssl.SSLContext) -> None:
+        pass  # set up in __new__: ssl.SSLContext takes its protocol there
 
-    def _verify(self, user: str, password: str) -> bool:
-        hashed = self._users.get(user)
-        if hashed is None:
-            # Spend the same time on unknown users, so timing does not tell who exists.
-            bcrypt.checkpw(password.encode(), _dummy_hash())
-            return False
-        return bcrypt.checkpw(password.encode(), hashed)
+    def swap(self, context: ssl.SSLContext) -> None:
+        self.current = context
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        return self.current.wrap_bio(*args, **kwargs)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        return self.current.wrap_socket(*args, **kwargs)
 
 
-@functools.cache
-def _dummy_hash() -> bytes:
-    # Made on first use: a bcrypt hash costs ~50 ms, too much to pay at every import.
-    return bcrypt.hashpw(b"unused", bcrypt.gensalt(10))
+# A web config is a few lines; anything bigger is a wrong path.
+WEB_CONFIG_LIMIT = 1024 * 1024
 
 
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web config file; raise ConfigError naming every problem."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([f"{path}: cannot read the web config: {error}"]) from None
-    except yaml.YAMLError as error:
-        raise ConfigError([f"{path}: invalid YAML: {getattr(error, 'problem', error)}"]) from None
+        text = read_bounded(path, WEB_CONFIG_LIMIT).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: cannot read the web config: not UTF-8 text"]) from None
+    except UnreadableFile as error:
+        raise ConfigError([f"{path}: cannot read the web config: {error.reason}"]) from None
+    data = load_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
     base = path.parent
@@ -175,14 +191,7 @@ def load_web_config(path: Path) -> WebConfig:
         for key in ("cert_file", "key_file", "client_ca_file"):
             if isinstance(tls.get(key), str):
                 tls[key] = str(base / tls[key])
-    try:
-        config = WebConfig.model_validate(data)
-    except ValidationError as error:
-        problems = []
-        for e in error.errors(include_url=False):
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            message = "unknown or unsupported field" if e["type"] == "extra_forbidden" else e["msg"]
-            problems.append(f"{path}: {where}: {message.removeprefix('Value error, ')}")
-        raise ConfigError(problems) from None
+    # exporter-toolkit fields we do not implement are refused too, hence "unsupported".
+    config = validate(WebConfig, data, source=str(path), unknown="unknown or unsupported field")
     config.ssl_context()  # unreadable certificates are a start-up error, not a runtime one
     return config

@@ -37,7 +37,8 @@ class Daemon:
             return error.code, error.read()
 
     def post(self, path: str) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.base + path, data=b"", method="POST")
+        # No body: a form body (urllib's default for data=b"") is refused as cross-site.
+        request = urllib.request.Request(self.base + path, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()
@@ -71,7 +72,9 @@ def daemon(lab: Lab, tmp_path: Path) -> Iterator[Daemon]:
         tmp_path / "exporter.yml", interval=INTERVAL, timeout=1.5
     )
     log_file = tmp_path / "daemon.log"
-    process, port = start_daemon(config_file, log_file, "--log.level", "debug")
+    process, port = start_daemon(
+        config_file, log_file, "--log.level", "debug", "--web.enable-lifecycle"
+    )
     running = Daemon(process, port, config_file, log_file)
     try:
         wait_for(lambda: _ready(running), 15, "the daemon to become ready")

@@ -10,14 +10,25 @@ import exporter
 PACKAGE = Path(exporter.__file__).parent
 
 # Lower number = lower layer. A module may import its own layer's peers only where listed.
-LAYERS: dict[str, int] = {
+# Fractions order the modules of one package (exporter.config) below the layer above it.
+LAYERS: dict[str, float] = {
     "exporter": 0,
     "exporter.results": 0,
     "exporter.timing": 0,
     "exporter.version": 0,
+    "exporter.config.base": 0.1,
+    "exporter.config.types": 0.2,
+    "exporter.config.secrets": 0.2,
+    "exporter.config.credentials": 0.3,
+    "exporter.config.probes": 0.3,
+    "exporter.config.catalogue": 0.3,
+    "exporter.config.targets": 0.4,
+    "exporter.config.model": 0.5,
+    "exporter.config.load": 0.6,
     "exporter.config": 1,
     "exporter.catalogue": 2,
     "exporter.webconfig": 2,
+    "exporter.basicauth": 2,
     "exporter.state": 2,
     "exporter.store": 2,
     "exporter.probes.phonexml": 2,
@@ -75,7 +86,7 @@ def imports_of(path: Path) -> set[str]:
     return {name for name in found if name == "exporter" or name.startswith("exporter.")}
 
 
-def layer_of(module: str) -> int:
+def layer_of(module: str) -> float:
     while module not in LAYERS:
         module = module.rpartition(".")[0]
     return LAYERS[module]

@@ -74,8 +74,9 @@ def test_no_output_carries_a_secret(
     # The daemon, at debug level, and everything it serves.
     log_path = tmp_path / "daemon.log"
     daemon, port = start_daemon(
-        config, log_path, "--web.config.file", str(web), "--log.level", "debug"
-    )
+        config, log_path, "--web.config.file", str(web), "--log.level", "debug",
+        "--web.enable-lifecycle",
+    )  # fmt: skip
     auth = {"Authorization": "Basic " + b64encode(f"prometheus:{WEB_PASSWORD}".encode()).decode()}
     wrong = {"Authorization": "Basic " + b64encode(b"prometheus:nope").decode()}
 
@@ -105,7 +106,7 @@ def test_no_output_carries_a_secret(
         # A reload that fails, with the secrets still in the file.
         config.write_text(config.read_text() + "\nbogus: 1\n")
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/-/reload", data=b"", headers=auth
+            f"http://127.0.0.1:{port}/-/reload", method="POST", headers=auth
         )
         try:
             urllib.request.urlopen(request, timeout=30)

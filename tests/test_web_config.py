@@ -74,8 +74,9 @@ def secured(
     config = lab.write_exporter_config(tmp_path / "exporter.yml", interval=5, timeout=4)
     log_path = tmp_path / "daemon.log"
     process, port = start_daemon(
-        config, log_path, "--web.config.file", str(web), "--log.level", "debug"
-    )
+        config, log_path, "--web.config.file", str(web), "--log.level", "debug",
+        "--web.enable-lifecycle",
+    )  # fmt: skip
     running = Running(process, port, log_path, web)
     try:
         wait_for(lambda: _healthy(running, pki), 15, "the daemon over TLS")

@@ -1,0 +1,167 @@
+"""Settings per probe (`probes:`): what every scheduled probe has, then one model per probe.
+
+A new probe's settings: a `ScheduledProbeConfig` subclass here (or in a module of its own in
+this package if it grows), a field in `ProbesConfig`, an export in `exporter/config/__init__.py`
+and its fields in config/example.yml (tests/test_config.py checks the example documents them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from exporter.config.base import Strict
+from exporter.config.secrets import ExistingFile
+from exporter.config.types import (
+    ConfiguredTlsVersion,
+    Duration,
+    PortNumber,
+    PositiveDuration,
+    within,
+)
+from exporter.results import DirectoryRoute, TlsVersion
+
+__all__ = [
+    "ALL_TLS_VERSIONS",
+    "DEFAULT_TLS_PORTS",
+    "DirectoryProbeConfig",
+    "PortConfig",
+    "ProbesConfig",
+    "ScheduledProbeConfig",
+    "SnmpProbeConfig",
+    "TlsProbeConfig",
+]
+
+
+class PortConfig(Strict):
+    """A TLS port to sweep and the CUCM service behind it (used as the `service` label)."""
+
+    port: PortNumber
+    service: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
+
+
+# CUCM's own listeners that `set tls min-version` governs (reference/tls-probing.md §5):
+# Tomcat HTTPS serves the secure directory, TVS validates its certificate for legacy phones.
+DEFAULT_TLS_PORTS = (PortConfig(port=8443, service="tomcat"), PortConfig(port=2445, service="tvs"))
+ALL_TLS_VERSIONS = tuple(TlsVersion)
+
+
+class ScheduledProbeConfig(Strict):
+    """Settings every scheduled probe has: a run must end (timeout) and its start must wander
+    (jitter) within one interval, so runs of one target never overlap."""
+
+    enabled: bool = True
+    interval: PositiveDuration = 60.0
+    timeout: PositiveDuration = 20.0
+    jitter: Duration = 5.0
+
+    _fit_interval = within("timeout", "jitter", limit="interval", inclusive=False)
+
+
+class TlsProbeConfig(ScheduledProbeConfig):
+    """Pinned-version handshakes per node and port."""
+
+    handshake_timeout: PositiveDuration = 3.0
+    concurrency: int = Field(default=4, ge=1, le=64)
+    versions: tuple[ConfiguredTlsVersion, ...] = ALL_TLS_VERSIONS
+    ports: tuple[PortConfig, ...] = DEFAULT_TLS_PORTS
+    ca_file: ExistingFile | None = None
+
+    _fit_timeout = within("handshake_timeout", limit="timeout", inclusive=True)
+
+    @field_validator("versions")
+    @classmethod
+    def _check_versions(cls, value: tuple[TlsVersion, ...]) -> tuple[TlsVersion, ...]:
+        if not value:
+            raise ValueError("versions must name at least one TLS version")
+        if len(set(value)) != len(value):
+            raise ValueError("versions must not repeat")
+        return value
+
+    @field_validator("ports")
+    @classmethod
+    def _check_ports(cls, value: tuple[PortConfig, ...]) -> tuple[PortConfig, ...]:
+        if not value:
+            raise ValueError("ports must list at least one port")
+        numbers = [p.port for p in value]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("ports must not repeat")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+
+# Only fixed, harmless search values are ever sent: these JSPs once had an unauthenticated
+# SQL injection in f, l and n (CVE-2011-1610, reference/cucm-peers.md §3.1).
+QueryValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9 .'-]{0,32}$")]
+QueryParam = Literal["f", "l", "n"]  # first name, last name, number
+
+
+def _default_query() -> dict[QueryParam, str]:
+    return {"l": "a"}
+
+
+class DirectoryProbeConfig(ScheduledProbeConfig):
+    """The directory chain xmldirectory.jsp -> xmldirectoryinput.jsp -> xmldirectorylist.jsp."""
+
+    routes: tuple[DirectoryRoute, ...] = tuple(DirectoryRoute)
+    request_timeout: PositiveDuration = 5.0
+    # A non-empty canary: with "Enable All User Search" off, an empty search finds nobody.
+    query: dict[QueryParam, QueryValue] = Field(default_factory=_default_query)
+    min_entries: int = Field(default=1, ge=0)
+    max_pages: int = Field(default=3, ge=1, le=100)
+    max_response_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    legacy_max_version: ConfiguredTlsVersion = TlsVersion.TLS1_0
+
+    @field_validator("routes")
+    @classmethod
+    def _check_routes(cls, value: tuple[DirectoryRoute, ...]) -> tuple[DirectoryRoute, ...]:
+        if not value:
+            raise ValueError("routes must name at least one route")
+        if len(set(value)) != len(value):
+            raise ValueError("routes must not repeat")
+        return value
+
+    _fit_timeout = within("request_timeout", limit="timeout", inclusive=True)
+
+    @model_validator(mode="after")
+    def _canary_can_find_someone(self) -> Self:
+        if not any(self.query.values()) and self.min_entries > 0:
+            raise ValueError(
+                "query needs a non-empty value (e.g. l: a): an empty search finds nobody when "
+                "CUCM's 'Enable All User Search' is off"
+            )
+        return self
+
+
+class SnmpProbeConfig(ScheduledProbeConfig):
+    """CISCO-CCM-MIB on every node that has SNMP credentials (its own or its cluster's).
+
+    Cisco's agent throttles ("1 second to retrieve 1 row") and allows ten concurrent queries:
+    hence a long interval, small GETBULKs, and one request in flight per node.
+    """
+
+    interval: PositiveDuration = 300.0
+    timeout: PositiveDuration = 120.0
+    jitter: Duration = 30.0
+    port: PortNumber = 161
+    request_timeout: PositiveDuration = 5.0
+    retries: int = Field(default=1, ge=0, le=5)
+    max_repetitions: int = Field(default=5, ge=1, le=100)
+
+    _fit_timeout = within("request_timeout", limit="timeout", inclusive=True)
+
+
+class ProbesConfig(Strict):
+    """One field per probe; a new probe adds its own here."""
+
+    tls: TlsProbeConfig = TlsProbeConfig()
+    directory: DirectoryProbeConfig = DirectoryProbeConfig()
+    snmp: SnmpProbeConfig = SnmpProbeConfig()
