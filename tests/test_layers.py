@@ -22,6 +22,8 @@ LAYERS: dict[str, int] = {
     "exporter.store": 2,
     "exporter.probes.phonexml": 2,
     "exporter.probes.snmp": 2,
+    "exporter.probes.tlswire": 0,
+    "exporter.probes.tlsexchange": 1,
     "exporter.probes.tls": 2,
     "exporter.probes.directory": 3,
     "exporter.probes.spec": 4,

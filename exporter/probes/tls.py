@@ -1,15 +1,24 @@
 """The TLS probe: which versions each port accepts, and what certificate it shows.
 
-For every port, one handshake pinned to each version (min = max, like sslscan) plus one with a
-modern default client. The pinned clients run at OpenSSL security level 0 so that our own
-library never refuses a legacy handshake; when it still does, the outcome is `probe_error`,
-never "rejected by the server" (reference/tls-probing.md §4.4-4.5).
+For every port, one handshake pinned to each version (min = max, like sslscan). The pinned
+clients run at OpenSSL security level 0 so that our own library never refuses a legacy
+handshake; when it still does, the outcome is `probe_error`, never "rejected by the server"
+(reference/tls-probing.md §4.4-4.5).
+
+A version is accepted when the server's ServerHello selects it, whatever happens after: a
+mutual-TLS port that then asks for a client certificate still accepted the version, and the
+rest is reported as an `accepted_then_*` reason (tlswire.py reads the ServerHello).
+
+What a modern default client (TLS 1.2-1.3) would negotiate is the best of the pinned 1.2 and
+1.3 handshakes, so no extra handshake is made for it; only a configured CA bundle costs one
+more handshake, a verifying one, because the pinned clients verify nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -18,13 +27,13 @@ import ssl
 import sys
 import time
 import warnings
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from cryptography import x509
 
 from exporter.config import NodeConfig, PortConfig, TlsProbeConfig
+from exporter.probes.tlsexchange import AfterServerHello, HandshakeFacts, open_tls
 from exporter.results import (
     CertificateInfo,
     Handshake,
@@ -39,6 +48,7 @@ __all__ = [
     "Connector",
     "HandshakeFacts",
     "classify",
+    "classify_pinned",
     "describe",
     "legacy_capable_context",
     "open_tls",
@@ -53,36 +63,8 @@ _OPENSSL_VERSIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeFacts:
-    """What a completed handshake tells: negotiated version, cipher and the leaf in DER."""
-
-    version: str | None
-    cipher: str | None
-    certificate_der: bytes | None
-
-
 # The network seam: connect, handshake, report, close. Tests may pass another.
 Connector = Callable[[str, int, ssl.SSLContext, str, float], Awaitable[HandshakeFacts]]
-
-
-async def open_tls(
-    address: str, port: int, context: ssl.SSLContext, server_name: str, budget: float
-) -> HandshakeFacts:
-    """Handshake over a real TCP connection, within `budget` seconds in all."""
-    async with asyncio.timeout(budget):
-        _, writer = await asyncio.open_connection(
-            address, port, ssl=context, server_hostname=server_name, ssl_handshake_timeout=None
-        )
-    try:
-        tls = writer.get_extra_info("ssl_object")
-        return HandshakeFacts(
-            version=tls.version(),
-            cipher=(tls.cipher() or (None,))[0],
-            certificate_der=tls.getpeercert(binary_form=True),
-        )
-    finally:
-        writer.transport.abort()  # nothing to say after the handshake; don't wait on close_notify
 
 
 # --- contexts ----------------------------------------------------------------------------
@@ -112,18 +94,33 @@ def pinned_context(version: TlsVersion) -> ssl.SSLContext:
     return legacy_capable_context(version, version)
 
 
-@functools.cache
 def modern_context(ca_file: Path | None) -> ssl.SSLContext:
-    """What an up-to-date client negotiates; verifies against `ca_file` when one is given."""
+    """What an up-to-date client negotiates; verifies against `ca_file` when one is given.
+
+    The verifying context follows the file: it is rebuilt when the file's inode, size or
+    modification time changes, so a CA bundle updated in place takes effect on the next run.
+    """
     if ca_file is not None:
-        return ssl.create_default_context(cafile=str(ca_file))
+        stat = ca_file.stat()
+        return _verifying_context(ca_file, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     # Python's defaults for a client (TLS 1.2+, its modern cipher list), but without loading the
     # system CA store: OpenSSL would check the chain against it and throw the answer away,
     # about a third of this handshake's CPU (bench/README.md).
+    return _unverified_modern_context()
+
+
+@functools.cache
+def _unverified_modern_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+@functools.lru_cache(maxsize=8)
+def _verifying_context(ca_file: Path, inode: int, size: int, mtime_ns: int) -> ssl.SSLContext:
+    # The stat fields are the cache key: a changed file is a new entry, the old one ages out.
+    return ssl.create_default_context(cafile=str(ca_file))
 
 
 # --- classification ----------------------------------------------------------------------
@@ -155,10 +152,28 @@ _SSL_REASONS = {
     "HTTP_REQUEST": HandshakeOutcome.NOT_TLS,
 }
 _UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+# Our own process ran out of something: says nothing about the server, whatever raised it.
+_LOCAL_EXHAUSTION_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+# What ended a handshake after the server had selected the version.
+_AFTER_HELLO_REASONS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": HandshakeOutcome.ACCEPTED_THEN_CERTIFICATE_REQUIRED,
+    # OpenSSL's answer to a TLS 1.2 client without the certificate it asked for.
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": HandshakeOutcome.ACCEPTED_THEN_HANDSHAKE_FAILURE,
+    # Java's (JSSE, CUCM's Tomcat) answer to the same, and a rejected certificate.
+    "SSLV3_ALERT_BAD_CERTIFICATE": HandshakeOutcome.ACCEPTED_THEN_BAD_CERTIFICATE,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": HandshakeOutcome.ACCEPTED_THEN_BAD_CERTIFICATE,
+    "TLSV1_ALERT_UNKNOWN_CA": HandshakeOutcome.ACCEPTED_THEN_BAD_CERTIFICATE,
+    "TLSV1_ALERT_DECRYPT_ERROR": HandshakeOutcome.ACCEPTED_THEN_DECRYPT_ERROR,
+}
 
 
 def classify(error: BaseException) -> HandshakeOutcome:
     """Map what a failed handshake raised to an outcome (reference/tls-probing.md §4.5)."""
+    if isinstance(error, AfterServerHello):
+        return classify(error.cause)
+    if _exhausted(error):
+        return HandshakeOutcome.PROBE_ERROR  # EMFILE at socket(): not a TLS outcome
     if isinstance(error, TimeoutError):
         return HandshakeOutcome.TIMEOUT
     if isinstance(error, socket.gaierror):
@@ -179,8 +194,60 @@ def classify(error: BaseException) -> HandshakeOutcome:
     return HandshakeOutcome.PROBE_ERROR
 
 
+def _exhausted(error: BaseException) -> bool:
+    # An SSLError's errno is OpenSSL's error kind, not the C errno: leave those out.
+    return (
+        isinstance(error, OSError)
+        and not isinstance(error, ssl.SSLError)
+        and error.errno in _LOCAL_EXHAUSTION_ERRNOS
+    )
+
+
+def classify_pinned(error: BaseException, pinned: TlsVersion) -> HandshakeOutcome:
+    """The outcome of a failed handshake pinned to `pinned`: the ServerHello decides.
+
+    The same version selected is an acceptance, whatever ended the handshake after it; a
+    lower one means the server's maximum is below the pin, a higher one a broken negotiation.
+    A refusal by our own OpenSSL stays `probe_error` (never counted either way).
+    """
+    if not isinstance(error, AfterServerHello):
+        return classify(error)
+    cause, selected = error.cause, error.hello.selected
+    outcome = classify(cause)
+    if outcome is HandshakeOutcome.PROBE_ERROR or selected is None:
+        return outcome
+    wanted = _WIRE_CODES[pinned]
+    if selected < wanted:
+        return HandshakeOutcome.REJECTED_UNSUPPORTED_PROTOCOL
+    if selected > wanted:
+        return HandshakeOutcome.REJECTED_HIGHER_VERSION
+    if isinstance(cause, ssl.SSLError) and (reason := cause.reason) in _AFTER_HELLO_REASONS:
+        return _AFTER_HELLO_REASONS[reason]
+    if outcome is HandshakeOutcome.RESET:
+        return HandshakeOutcome.ACCEPTED_THEN_RESET
+    if outcome is HandshakeOutcome.TIMEOUT:
+        return HandshakeOutcome.ACCEPTED_THEN_TIMEOUT
+    return HandshakeOutcome.ACCEPTED_THEN_TLS_ERROR
+
+
+_WIRE_CODES = {
+    TlsVersion.TLS1_0: 0x0301,
+    TlsVersion.TLS1_1: 0x0302,
+    TlsVersion.TLS1_2: 0x0303,
+    TlsVersion.TLS1_3: 0x0304,
+}
+
+
 def describe(error: BaseException) -> str:
     """The library's own words, for logs and the landing page (never a metric label)."""
+    if isinstance(error, AfterServerHello):
+        hello = error.hello
+        retry = " after a HelloRetryRequest" if hello.hello_retry else ""
+        return f"ServerHello selected {hello.selected_name}{retry}, then {describe(error.cause)}"
+    if _exhausted(error):
+        assert isinstance(error, OSError)
+        assert error.errno is not None
+        return f"local resources exhausted ({errno.errorcode[error.errno]}): {error.strerror}"
     if isinstance(error, TimeoutError):
         return "no answer within the handshake timeout"
     if isinstance(error, ssl.SSLError) and error.reason:
@@ -245,11 +312,20 @@ class _PortSweeper:
 
     async def sweep(self, port: PortConfig) -> PortResult:
         target = self._node.connect_port(port.port)
-        pinned = [self._pinned(target, version) for version in self._settings.versions]
-        modern, *handshakes = await asyncio.gather(self._modern(target), *pinned)
+        versions = self._settings.versions
+        derive_modern = TlsVersion.TLS1_2 in versions and TlsVersion.TLS1_3 in versions
+        verifying = self._settings.ca_file is not None
+        pinned = [self._pinned(target, version) for version in versions]
+        if derive_modern and not verifying:
+            handshakes = await asyncio.gather(*pinned)
+            modern = _modern_from(handshakes)
+        else:
+            modern, *handshakes = await asyncio.gather(self._modern(target), *pinned)
         verified, verify_error = None, ""
-        if self._settings.ca_file is not None:
-            modern, verified, verify_error = await self._unverified_fallback(target, modern)
+        if verifying:
+            modern, verified, verify_error = await self._unverified_fallback(
+                target, modern, _modern_from(handshakes) if derive_modern else None
+            )
         return PortResult(
             port=port.port,
             service=port.service,
@@ -267,17 +343,22 @@ class _PortSweeper:
         return handshake
 
     async def _modern(self, port: int) -> Handshake:
-        return await self._handshake(port, modern_context(self._settings.ca_file), None)
+        try:
+            context = modern_context(self._settings.ca_file)
+        except (OSError, ssl.SSLError) as error:  # the CA bundle went away or went bad
+            return Handshake(None, HandshakeOutcome.PROBE_ERROR, 0.0, detail=describe(error))
+        return await self._handshake(port, context, None)
 
     async def _unverified_fallback(
-        self, port: int, modern: Handshake
+        self, port: int, modern: Handshake, derived: Handshake | None
     ) -> tuple[Handshake, bool | None, str]:
-        """A failed verification still tells us the certificate: look again, unverified."""
+        """A failed verification still tells us the certificate: from the pinned handshakes
+        when they establish it, else from one more look, unverified."""
         if modern.outcome is HandshakeOutcome.ACCEPTED:
             return modern, True, ""
         if not modern.detail.startswith("CERTIFICATE_VERIFY_FAILED"):
             return modern, None, ""
-        retry = await self._handshake(port, modern_context(None), None)
+        retry = derived or await self._handshake(port, modern_context(None), None)
         return retry, False, modern.detail.split(": ", 1)[-1]
 
     async def _handshake(
@@ -297,7 +378,7 @@ class _PortSweeper:
                     raise
                 return Handshake(
                     pinned=pinned,
-                    outcome=classify(error),
+                    outcome=classify(error) if pinned is None else classify_pinned(error, pinned),
                     duration_seconds=time.perf_counter() - started,
                     # Thousands of handshakes fail the same way: keep one copy of each text.
                     detail=sys.intern(_verify_detail(error) or describe(error)),
@@ -306,7 +387,26 @@ class _PortSweeper:
         return _accepted(pinned, facts, duration)
 
 
+def _modern_from(pinned: Sequence[Handshake]) -> Handshake:
+    """What a modern client (offering 1.2 and 1.3) would see, from the pinned handshakes.
+
+    It gets the highest version the server selects: the pinned 1.3 handshake if the server
+    took it, else the pinned 1.2 one; if neither was accepted, the server's answer to a 1.2
+    hello is what the modern client hears first. TLS 1.3 suites are the same in both
+    clients; a TLS 1.2 cipher can differ from what Python's default list would get.
+    """
+    by_version = {h.pinned: h for h in pinned}
+    candidates = [by_version[TlsVersion.TLS1_3], by_version[TlsVersion.TLS1_2]]
+    chosen = next(
+        (h for h in candidates if h.outcome is HandshakeOutcome.ACCEPTED),
+        next((h for h in candidates if h.outcome.is_acceptance), candidates[1]),
+    )
+    return dataclasses.replace(chosen, pinned=None)
+
+
 def _verify_detail(error: BaseException) -> str:
+    if isinstance(error, AfterServerHello):
+        error = error.cause
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"CERTIFICATE_VERIFY_FAILED: {error.verify_message}"
     return ""

@@ -1,0 +1,165 @@
+"""The server's first flight as it crosses the wire: records, alerts and the ServerHello.
+
+OpenSSL tells a client only how a handshake ended. Whether the server *selected* the pinned
+version is decided earlier, in the ServerHello (RFC 8446 §4.1.3; RFC 5246 §7.4.1.3): its
+legacy_version field, or for TLS 1.3 its `supported_versions` extension (RFC 8446 §4.2.1).
+sslscan and nmap's ssl-enum-ciphers judge a version the same way. This module reads only the
+plaintext records that come before encryption starts, and stops as soon as it has a verdict.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["WIRE_VERSIONS", "FirstFlight", "HelloKind", "ServerHello"]
+
+# Record content types (RFC 8446 §5.1).
+_CHANGE_CIPHER_SPEC = 20
+_ALERT = 21
+_HANDSHAKE = 22
+_SERVER_HELLO = 2
+_SUPPORTED_VERSIONS = 0x002B
+# A ServerHello whose random is SHA-256("HelloRetryRequest") is a HelloRetryRequest
+# (RFC 8446 §4.1.3): the server chose TLS 1.3 but wants another key share.
+HELLO_RETRY_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
+# Protocol version codes as they appear on the wire.
+WIRE_VERSIONS = {0x0300: "SSL 3.0", 0x0301: "1.0", 0x0302: "1.1", 0x0303: "1.2", 0x0304: "1.3"}
+# Enough for any ServerHello; a peer that sends more plaintext without one is not our business.
+_MAX_SNIFFED = 32 * 1024
+
+
+class HelloKind(enum.Enum):
+    """What the first flight turned out to be."""
+
+    SERVER_HELLO = "server_hello"
+    ALERT = "alert"  # a plaintext alert before any ServerHello
+    NOT_TLS = "not_tls"  # bytes that are not TLS records
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """The verdict-bearing facts of the server's first flight."""
+
+    kind: HelloKind
+    selected: int | None = None  # the version code the server chose (0x0303 for TLS 1.2)
+    legacy_version: int | None = None
+    cipher_suite: int | None = None
+    hello_retry: bool = False  # a HelloRetryRequest came first
+    alert: int | None = None  # the alert description (RFC 8446 §6), for HelloKind.ALERT
+
+    @property
+    def selected_name(self) -> str:
+        if self.selected is None:
+            return "none"
+        return WIRE_VERSIONS.get(self.selected, f"0x{self.selected:04x}")
+
+
+class FirstFlight:
+    """Fed the bytes a client receives, in order, until `result` is set.
+
+    Handshake messages may span records (RFC 8446 §5.1), so handshake payloads are joined
+    before a message is read. A HelloRetryRequest is remembered and reading goes on to the
+    real ServerHello that follows it.
+    """
+
+    __slots__ = ("_buffer", "_handshake", "_retry", "_seen", "result")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._handshake = b""
+        self._retry: ServerHello | None = None
+        self._seen = 0
+        self.result: ServerHello | None = None
+
+    @property
+    def hello_retry(self) -> ServerHello | None:
+        """The HelloRetryRequest, if one came and no ServerHello after it (yet)."""
+        return self._retry
+
+    def feed(self, data: bytes) -> None:
+        if self.result is not None:
+            return
+        self._seen += len(data)
+        self._buffer += data
+        while self.result is None and len(self._buffer) >= 5:
+            kind, major = self._buffer[0], self._buffer[1]
+            length = int.from_bytes(self._buffer[3:5], "big")
+            if kind not in (_CHANGE_CIPHER_SPEC, _ALERT, _HANDSHAKE) or major != 3:
+                self.result = ServerHello(HelloKind.NOT_TLS)
+                return
+            if len(self._buffer) < 5 + length:
+                break
+            payload, self._buffer = self._buffer[5 : 5 + length], self._buffer[5 + length :]
+            if kind == _ALERT and len(payload) >= 2:
+                self.result = ServerHello(HelloKind.ALERT, alert=payload[1])
+            elif kind == _HANDSHAKE:
+                self._handshake += payload
+                self._read_messages()
+        if self.result is None and self._seen > _MAX_SNIFFED:
+            self.result = ServerHello(HelloKind.NOT_TLS)
+
+    def _read_messages(self) -> None:
+        while self.result is None and len(self._handshake) >= 4:
+            length = int.from_bytes(self._handshake[1:4], "big")
+            if len(self._handshake) < 4 + length:
+                return
+            kind, body = self._handshake[0], self._handshake[4 : 4 + length]
+            self._handshake = self._handshake[4 + length :]
+            if kind != _SERVER_HELLO:
+                # Anything else first is a protocol violation; OpenSSL will say so.
+                self.result = ServerHello(HelloKind.NOT_TLS)
+                return
+            hello = parse_server_hello(body)
+            if hello.hello_retry and self._retry is None:
+                self._retry = hello
+                continue
+            if self._retry is not None:
+                hello = ServerHello(
+                    HelloKind.SERVER_HELLO,
+                    selected=hello.selected,
+                    legacy_version=hello.legacy_version,
+                    cipher_suite=hello.cipher_suite,
+                    hello_retry=True,
+                )
+            self.result = hello
+
+    def verdict(self) -> ServerHello | None:
+        """The ServerHello (or the HelloRetryRequest standing for it), or None if neither came."""
+        if self.result is not None and self.result.kind is HelloKind.SERVER_HELLO:
+            return self.result
+        return self._retry
+
+
+def parse_server_hello(body: bytes) -> ServerHello:
+    """Read a ServerHello body (after the 4-byte handshake header); NOT_TLS if it is malformed."""
+    try:
+        legacy_version = int.from_bytes(body[0:2], "big")
+        random = body[2:34]
+        session_id_length = body[34]
+        offset = 35 + session_id_length
+        cipher_suite = int.from_bytes(body[offset : offset + 2], "big")
+        offset += 3  # the cipher suite and the compression method
+        if len(body) < offset:
+            raise IndexError(offset)
+        selected = legacy_version
+        if len(body) >= offset + 2:
+            end = offset + 2 + int.from_bytes(body[offset : offset + 2], "big")
+            offset += 2
+            while offset + 4 <= min(end, len(body)):
+                extension = int.from_bytes(body[offset : offset + 2], "big")
+                size = int.from_bytes(body[offset + 2 : offset + 4], "big")
+                if extension == _SUPPORTED_VERSIONS and size == 2:
+                    selected = int.from_bytes(body[offset + 4 : offset + 6], "big")
+                offset += 4 + size
+    except IndexError:
+        return ServerHello(HelloKind.NOT_TLS)
+    return ServerHello(
+        HelloKind.SERVER_HELLO,
+        selected=selected,
+        legacy_version=legacy_version,
+        cipher_suite=cipher_suite,
+        hello_retry=random == HELLO_RETRY_RANDOM,
+    )
