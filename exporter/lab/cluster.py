@@ -39,7 +39,8 @@ from exporter.lab.tls import (
     TlsListener,
     TlsStream,
     hold_until_closed,
-    server_context,
+    listener_contexts,
+    optional_listeners,
 )
 
 T = TypeVar("T")
@@ -76,7 +77,13 @@ class LabNode:
     """One simulated node. Lives on the lab's loop; use it through `Lab`."""
 
     def __init__(
-        self, cluster: str, name: str, ca: LabCA, address: str, phones: list[LabPhone]
+        self,
+        cluster: str,
+        name: str,
+        ca: LabCA,
+        address: str,
+        phones: list[LabPhone],
+        optional_ports: bool = False,
     ) -> None:
         self.cluster = cluster
         self.name = name
@@ -92,6 +99,8 @@ class LabNode:
             8443: TlsListener(address, 0, self._pipe_to_tomcat),
             2445: TlsListener(address, 0, hold_until_closed),  # TVS: the handshake is the test
         }
+        if optional_ports:  # CTI, SIP, CAPF, CTL: some of them want a client certificate
+            self.listeners.update(optional_listeners(address))
         self._tomcat = web.AppRunner(self.directory.app(), access_log=None, shutdown_timeout=0.5)
         self._tomcat_sites: list[web.SockSite] = []
         self.agent = CcmAgent(LAB_COMMUNITY, self.host)
@@ -130,11 +139,16 @@ class LabNode:
         self._tomcat_sites = [web.SockSite(self._tomcat, s) for s in (public, backend)]
         for site in self._tomcat_sites:
             await site.start()
-        context = server_context(
-            self._issued.cert_file, self._issued.key_file, self.min_version, self.max_version
+        contexts = listener_contexts(
+            self.listeners.values(),
+            self._issued.cert_file,
+            self._issued.key_file,
+            self.min_version,
+            self.max_version,
+            self._ca.bundle_file,
         )
         for listener in self.listeners.values():
-            await listener.start(context)
+            await listener.start(contexts[listener.client_auth])
         directory.https_port = self.listeners[8443].port
         self.snmp_port = await start_agent(self.agent, self.address, self.snmp_port)
 
@@ -211,7 +225,9 @@ class Lab:
         directory: Path | None = None,
         restart_downtime: float = 0.5,
         phone_mix: Sequence[tuple[str, str, int]] = DEFAULT_MIX,
+        optional_ports: bool = False,
     ) -> None:
+        self._optional_ports = optional_ports  # also listen on 2749, 5061, 3804 and 2444
         self._tempdir = None if directory else tempfile.TemporaryDirectory(prefix="cucm-lab-")
         self.directory = directory or Path(self._tempdir.name)  # type: ignore[union-attr]
         self.restart_downtime = restart_downtime
@@ -246,7 +262,7 @@ class Lab:
                         phones.append(
                             LabPhone(moved.name, moved.product, moved.active_load, "unregistered")
                         )
-                node = LabNode(cluster, name, self.ca, self._address, phones)
+                node = LabNode(cluster, name, self.ca, self._address, phones, self._optional_ports)
                 self._nodes[(cluster, name)] = node
                 await node.start()
                 previous = node

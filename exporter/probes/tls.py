@@ -203,12 +203,13 @@ def _exhausted(error: BaseException) -> bool:
     )
 
 
-def classify_pinned(error: BaseException, pinned: TlsVersion) -> HandshakeOutcome:
+def classify_pinned(error: BaseException, pinned: TlsVersion | None) -> HandshakeOutcome:
     """The outcome of a failed handshake pinned to `pinned`: the ServerHello decides.
 
     The same version selected is an acceptance, whatever ended the handshake after it; a
     lower one means the server's maximum is below the pin, a higher one a broken negotiation.
-    A refusal by our own OpenSSL stays `probe_error` (never counted either way).
+    A refusal by our own OpenSSL stays `probe_error` (never counted either way). Unpinned
+    (the verifying client), any version the server selected counts.
     """
     if not isinstance(error, AfterServerHello):
         return classify(error)
@@ -216,7 +217,9 @@ def classify_pinned(error: BaseException, pinned: TlsVersion) -> HandshakeOutcom
     outcome = classify(cause)
     if outcome is HandshakeOutcome.PROBE_ERROR or selected is None:
         return outcome
-    wanted = _WIRE_CODES[pinned]
+    if _verify_detail(cause):
+        return outcome  # our client refused the certificate: reported as verification
+    wanted = selected if pinned is None else _WIRE_CODES[pinned]
     if selected < wanted:
         return HandshakeOutcome.REJECTED_UNSUPPORTED_PROTOCOL
     if selected > wanted:
@@ -236,6 +239,7 @@ _WIRE_CODES = {
     TlsVersion.TLS1_2: 0x0303,
     TlsVersion.TLS1_3: 0x0304,
 }
+_WIRE_VERSIONS = {code: version for version, code in _WIRE_CODES.items()}
 
 
 def describe(error: BaseException) -> str:
@@ -354,7 +358,7 @@ class _PortSweeper:
     ) -> tuple[Handshake, bool | None, str]:
         """A failed verification still tells us the certificate: from the pinned handshakes
         when they establish it, else from one more look, unverified."""
-        if modern.outcome is HandshakeOutcome.ACCEPTED:
+        if modern.outcome is HandshakeOutcome.ACCEPTED or modern.outcome in _ALERTED_AFTER_VERIFY:
             return modern, True, ""
         if not modern.detail.startswith("CERTIFICATE_VERIFY_FAILED"):
             return modern, None, ""
@@ -376,15 +380,20 @@ class _PortSweeper:
             except (Exception, asyncio.CancelledError) as error:
                 if isinstance(error, asyncio.CancelledError):
                     raise
-                return Handshake(
-                    pinned=pinned,
-                    outcome=classify(error) if pinned is None else classify_pinned(error, pinned),
-                    duration_seconds=time.perf_counter() - started,
-                    # Thousands of handshakes fail the same way: keep one copy of each text.
-                    detail=sys.intern(_verify_detail(error) or describe(error)),
-                )
+                return _failed(pinned, error, time.perf_counter() - started)
         duration = time.perf_counter() - started
         return _accepted(pinned, facts, duration)
+
+
+# A server alert answering our client's flight: OpenSSL sends that flight only after the
+# server's chain verified, so a mutual-TLS port that then wants a certificate was verified.
+_ALERTED_AFTER_VERIFY = frozenset(
+    {
+        HandshakeOutcome.ACCEPTED_THEN_CERTIFICATE_REQUIRED,
+        HandshakeOutcome.ACCEPTED_THEN_HANDSHAKE_FAILURE,
+        HandshakeOutcome.ACCEPTED_THEN_BAD_CERTIFICATE,
+    }
+)
 
 
 def _modern_from(pinned: Sequence[Handshake]) -> Handshake:
@@ -404,6 +413,32 @@ def _modern_from(pinned: Sequence[Handshake]) -> Handshake:
     return dataclasses.replace(chosen, pinned=None)
 
 
+def _failed(pinned: TlsVersion | None, error: BaseException, duration: float) -> Handshake:
+    outcome = classify_pinned(error, pinned)
+    negotiated, certificate = None, None
+    if isinstance(error, AfterServerHello) and outcome.is_acceptance:
+        # The ServerHello negotiated the version; a TLS 1.2 server showed its certificate.
+        negotiated = _WIRE_VERSIONS.get(error.hello.selected or 0)
+        certificate = _certificate(error.certificate_der)
+    return Handshake(
+        pinned=pinned,
+        outcome=outcome,
+        duration_seconds=duration,
+        negotiated=negotiated,
+        certificate=certificate,
+        # Thousands of handshakes fail the same way: keep one copy of each text.
+        detail=sys.intern(_verify_detail(error) or describe(error)),
+    )
+
+
+def _certificate(der: bytes | None) -> CertificateInfo | None:
+    if not der:
+        return None
+    with contextlib.suppress(ValueError):  # a certificate we cannot parse is still a "yes"
+        return certificate_info(der)
+    return None
+
+
 def _verify_detail(error: BaseException) -> str:
     if isinstance(error, AfterServerHello):
         error = error.cause
@@ -414,10 +449,7 @@ def _verify_detail(error: BaseException) -> str:
 
 def _accepted(pinned: TlsVersion | None, facts: HandshakeFacts, duration: float) -> Handshake:
     negotiated = TlsVersion.from_openssl(facts.version)
-    certificate = None
-    if facts.certificate_der:
-        with contextlib.suppress(ValueError):  # a certificate we cannot parse is still a "yes"
-            certificate = certificate_info(facts.certificate_der)
+    certificate = _certificate(facts.certificate_der)
     outcome = HandshakeOutcome.ACCEPTED
     detail = ""
     if pinned is not None and negotiated is not pinned:

@@ -16,7 +16,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.probes.tlswire import FirstFlight, ServerHello
+from exporter.probes.tlswire import FirstFlight, ServerHello, leaf_certificate
 
 __all__ = ["AfterServerHello", "HandshakeFacts", "open_tls"]
 
@@ -34,12 +34,18 @@ class HandshakeFacts:
 
 
 class AfterServerHello(Exception):
-    """The server sent its ServerHello, then the handshake failed; `__cause__` says how."""
+    """The server sent its ServerHello, then the handshake failed; `cause` says how.
 
-    def __init__(self, hello: ServerHello, cause: BaseException) -> None:
+    `certificate_der` is the leaf the server showed before it broke off (TLS 1.0-1.2 only).
+    """
+
+    def __init__(
+        self, hello: ServerHello, cause: BaseException, certificate_der: bytes | None = None
+    ) -> None:
         super().__init__(f"after a ServerHello selecting {hello.selected_name}: {cause}")
         self.hello = hello
         self.cause = cause
+        self.certificate_der = certificate_der
 
 
 async def open_tls(
@@ -51,11 +57,12 @@ async def open_tls(
     server had already answered with a ServerHello.
     """
     flight = FirstFlight()
+    received: list[bytes] = []
     try:
         async with asyncio.timeout(budget):
             sock = await _connect(address, port)
             try:
-                return await _handshake(sock, context, server_name, flight)
+                return await _handshake(sock, context, server_name, flight, received)
             finally:
                 # Nothing to say after the handshake; no close_notify, no waiting.
                 sock.close()
@@ -63,7 +70,7 @@ async def open_tls(
         hello = flight.verdict()
         if hello is None or isinstance(error, asyncio.CancelledError):
             raise
-        raise AfterServerHello(hello, error) from error
+        raise AfterServerHello(hello, error, leaf_certificate(b"".join(received))) from error
 
 
 async def _connect(address: str, port: int) -> socket.socket:
@@ -94,7 +101,11 @@ async def _connect(address: str, port: int) -> socket.socket:
 
 
 async def _handshake(
-    sock: socket.socket, context: ssl.SSLContext, server_name: str, flight: FirstFlight
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_name: str,
+    flight: FirstFlight,
+    received: list[bytes],
 ) -> HandshakeFacts:
     loop = asyncio.get_running_loop()
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -111,6 +122,7 @@ async def _handshake(
         if data:
             if flight.result is None:
                 flight.feed(data)
+            received.append(data)  # references only; read again only if the handshake fails
             incoming.write(data)
         else:
             incoming.write_eof()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["WIRE_VERSIONS", "FirstFlight", "HelloKind", "ServerHello"]
+__all__ = ["WIRE_VERSIONS", "FirstFlight", "HelloKind", "ServerHello", "leaf_certificate"]
 
 # Record content types (RFC 8446 §5.1).
 _CHANGE_CIPHER_SPEC = 20
 _ALERT = 21
 _HANDSHAKE = 22
 _SERVER_HELLO = 2
+_CERTIFICATE = 11
 _SUPPORTED_VERSIONS = 0x002B
 # A ServerHello whose random is SHA-256("HelloRetryRequest") is a HelloRetryRequest
 # (RFC 8446 §4.1.3): the server chose TLS 1.3 but wants another key share.
@@ -163,3 +164,33 @@ def parse_server_hello(body: bytes) -> ServerHello:
         cipher_suite=cipher_suite,
         hello_retry=random == HELLO_RETRY_RANDOM,
     )
+
+
+def leaf_certificate(received: bytes) -> bytes | None:
+    """The server's leaf certificate (DER) from a TLS 1.0-1.2 first flight, if it is there.
+
+    Before TLS 1.3 the Certificate message (RFC 5246 §7.4.2) travels in plaintext right after
+    the ServerHello, so a handshake that a mutual-TLS server breaks off later still shows it.
+    Read only when such a handshake failed; None for TLS 1.3 (encrypted) or a short flight.
+    """
+    handshake = bytearray()
+    offset = 0
+    while offset + 5 <= len(received):
+        kind = received[offset]
+        length = int.from_bytes(received[offset + 3 : offset + 5], "big")
+        if kind == _HANDSHAKE:
+            handshake += received[offset + 5 : offset + 5 + length]
+        elif kind != _CHANGE_CIPHER_SPEC:
+            break  # an alert, or encrypted records: the plaintext part is over
+        offset += 5 + length
+    offset = 0
+    while offset + 4 <= len(handshake):
+        kind = handshake[offset]
+        length = int.from_bytes(handshake[offset + 1 : offset + 4], "big")
+        body = bytes(handshake[offset + 4 : offset + 4 + length])
+        if kind == _CERTIFICATE:
+            size = int.from_bytes(body[3:6], "big")  # after the 3-byte list length
+            leaf = body[6 : 6 + size]
+            return leaf if size and len(leaf) == size else None
+        offset += 4 + length
+    return None
