@@ -10,7 +10,9 @@ the server selected.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -56,83 +58,195 @@ async def open_tls(
     Raises what the connection or OpenSSL raised, wrapped in `AfterServerHello` when the
     server had already answered with a ServerHello.
     """
-    flight = FirstFlight()
-    received: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    exchange: _Exchange | None = None
     try:
         async with asyncio.timeout(budget):
-            sock = await _connect(address, port)
-            try:
-                return await _handshake(sock, context, server_name, flight, received)
-            finally:
-                # Nothing to say after the handshake; no close_notify, no waiting.
-                sock.close()
+            candidates = await _candidates(loop, address, port)
+            for number, (family, where) in enumerate(candidates, 1):
+                exchange = _Exchange(loop, family, context, server_name)
+                try:
+                    return await exchange.run(where)
+                except OSError as error:
+                    # Not answered at this address (refused, unreachable): try the next one.
+                    if exchange.flight.verdict() is not None or number == len(candidates):
+                        raise
+                    if isinstance(error, ssl.SSLError):
+                        raise
+                finally:
+                    exchange.close()
+            raise AssertionError("getaddrinfo never returns an empty list")
     except (Exception, asyncio.CancelledError) as error:
-        hello = flight.verdict()
+        hello = exchange.flight.verdict() if exchange is not None else None
         if hello is None or isinstance(error, asyncio.CancelledError):
             raise
-        raise AfterServerHello(hello, error, leaf_certificate(b"".join(received))) from error
+        leaf = leaf_certificate(b"".join(exchange.received)) if exchange else None
+        raise AfterServerHello(hello, error, leaf) from error
 
 
-async def _connect(address: str, port: int) -> socket.socket:
-    loop = asyncio.get_running_loop()
+async def _candidates(
+    loop: asyncio.AbstractEventLoop, address: str, port: int
+) -> list[tuple[int, tuple[Any, ...]]]:
+    family = _literal_family(address)
+    if family is not None:
+        return [(family, (address, port))]
+    # A name: resolve it off the loop, as asyncio.open_connection does.
+    infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+    return [(info[0], info[4]) for info in infos]
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_family(address: str) -> int | None:
+    """AF_INET or AF_INET6 for an IP literal, None for a name (parsed once per address)."""
     try:
-        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-        candidates: list[tuple[socket.AddressFamily, tuple[Any, ...]]] = [(family, (address, port))]
-    except ValueError:  # a name: resolve it (off the loop, as asyncio.open_connection does)
-        infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
-        candidates = [(info[0], info[4]) for info in infos]
-    error: OSError | None = None
-    for family, where in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, where)
-        except OSError as failed:
-            sock.close()
-            error = failed
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    assert error is not None  # getaddrinfo never returns an empty list
-    raise error
+        version = ipaddress.ip_address(address).version
+    except ValueError:
+        return None
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
 
 
-async def _handshake(
-    sock: socket.socket,
-    context: ssl.SSLContext,
-    server_name: str,
-    flight: FirstFlight,
-    received: list[bytes],
-) -> HandshakeFacts:
-    loop = asyncio.get_running_loop()
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name or None)
-    while True:
-        try:
-            tls.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            pass
-        if outgoing.pending:
-            await loop.sock_sendall(sock, outgoing.read())
-        data = await loop.sock_recv(sock, _RECEIVE_SIZE)
-        if data:
-            if flight.result is None:
-                flight.feed(data)
-            received.append(data)  # references only; read again only if the handshake fails
-            incoming.write(data)
-        else:
-            incoming.write_eof()
-    if outgoing.pending:
-        # Our last flight (Finished): a server waits for it before it says anything more.
-        await loop.sock_sendall(sock, outgoing.read())
-    cipher = tls.cipher()
-    return HandshakeFacts(
-        version=tls.version(),
-        cipher=cipher[0] if cipher else None,
-        certificate_der=tls.getpeercert(binary_form=True),
-        hello=flight.verdict(),
+class _Exchange:
+    """One connection's handshake, driven by the loop's readiness callbacks.
+
+    No coroutine is resumed per flight and the socket stays registered for reading from the
+    first flight to the last: this is what keeps the probe's own cost near OpenSSL's
+    (bench/README.md). Only `run` is awaited; everything else runs in callbacks.
+    """
+
+    __slots__ = (
+        "_done",
+        "_fd",
+        "_incoming",
+        "_loop",
+        "_outgoing",
+        "_pending",
+        "_reading",
+        "_sock",
+        "_tls",
+        "_writing",
+        "flight",
+        "received",
     )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        family: int,
+        context: ssl.SSLContext,
+        server_name: str,
+    ) -> None:
+        self._loop = loop
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setblocking(False)
+        self._fd = self._sock.fileno()
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_hostname=server_name or None
+        )
+        self._done: asyncio.Future[HandshakeFacts] = loop.create_future()
+        self._pending = b""  # bytes the kernel did not take yet
+        self._reading = self._writing = False
+        self.flight = FirstFlight()
+        self.received: list[bytes] = []  # references only; read again if the handshake fails
+
+    async def run(self, where: tuple[Any, ...]) -> HandshakeFacts:
+        try:
+            self._sock.connect(where)
+        except BlockingIOError:
+            self._loop.add_writer(self._fd, self._connected)
+            self._writing = True
+        else:
+            self._step()
+        return await self._done
+
+    def close(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+        self._reading = self._writing = False
+        # Nothing to say after the handshake: no close_notify, no waiting.
+        self._sock.close()
+
+    def _connected(self) -> None:
+        self._loop.remove_writer(self._fd)
+        self._writing = False
+        error = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            self._fail(OSError(error, os.strerror(error)))
+            return
+        self._step()
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(_RECEIVE_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._fail(error)
+            return
+        if data:
+            if self.flight.result is None:
+                self.flight.feed(data)
+            self.received.append(data)
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+        self._step()
+
+    def _step(self) -> None:
+        try:
+            self._tls.do_handshake()
+        except ssl.SSLWantReadError:
+            if self._send() and not self._reading:
+                self._loop.add_reader(self._fd, self._readable)
+                self._reading = True
+            return
+        except Exception as error:
+            self._fail(error)
+            return
+        self._finish()
+        # Our last flight (Finished): a server waits for it before it says anything more.
+        self._send()
+
+    def _send(self) -> bool:
+        """Hand OpenSSL's output to the kernel; False once the exchange has failed."""
+        data = self._pending + self._outgoing.read() if self._outgoing.pending else self._pending
+        if not data:
+            return True
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as error:
+            self._fail(error)
+            return False
+        self._pending = data[sent:]
+        if self._pending and not self._writing:  # a full send buffer: rare with handshakes
+            self._loop.add_writer(self._fd, self._flush)
+            self._writing = True
+        return True
+
+    def _flush(self) -> None:
+        self._loop.remove_writer(self._fd)
+        self._writing = False
+        self._send()
+
+    def _finish(self) -> None:
+        if self._done.done():
+            return
+        tls = self._tls
+        cipher = tls.cipher()
+        self._done.set_result(
+            HandshakeFacts(
+                version=tls.version(),
+                cipher=cipher[0] if cipher else None,
+                certificate_der=tls.getpeercert(binary_form=True),
+                hello=self.flight.verdict(),
+            )
+        )
+
+    def _fail(self, error: BaseException) -> None:
+        if not self._done.done():
+            self._done.set_exception(error)
