@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "exporter.probes.snmp": 2,
     "exporter.probes.tlswire": 0,
     "exporter.probes.tlsexchange": 1,
+    "exporter.probes.tlsclassify": 1,
     "exporter.probes.tls": 2,
     "exporter.probes.directory": 3,
     "exporter.probes.spec": 4,

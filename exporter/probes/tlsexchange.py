@@ -18,9 +18,9 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.probes.tlswire import FirstFlight, ServerHello, leaf_certificate
+from exporter.probes.tlswire import AfterServerHello, FirstFlight, ServerHello, leaf_certificate
 
-__all__ = ["AfterServerHello", "HandshakeFacts", "open_tls"]
+__all__ = ["AfterServerHello", "HandshakeFacts", "open_tls"]  # AfterServerHello: tlswire
 
 _RECEIVE_SIZE = 65536
 
@@ -33,21 +33,6 @@ class HandshakeFacts:
     cipher: str | None
     certificate_der: bytes | None
     hello: ServerHello | None = None
-
-
-class AfterServerHello(Exception):
-    """The server sent its ServerHello, then the handshake failed; `cause` says how.
-
-    `certificate_der` is the leaf the server showed before it broke off (TLS 1.0-1.2 only).
-    """
-
-    def __init__(
-        self, hello: ServerHello, cause: BaseException, certificate_der: bytes | None = None
-    ) -> None:
-        super().__init__(f"after a ServerHello selecting {hello.selected_name}: {cause}")
-        self.hello = hello
-        self.cause = cause
-        self.certificate_der = certificate_der
 
 
 async def open_tls(

@@ -12,7 +12,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["WIRE_VERSIONS", "FirstFlight", "HelloKind", "ServerHello", "leaf_certificate"]
+__all__ = [
+    "WIRE_VERSIONS",
+    "AfterServerHello",
+    "FirstFlight",
+    "HelloKind",
+    "ServerHello",
+    "leaf_certificate",
+]
 
 # Record content types (RFC 8446 §5.1).
 _CHANGE_CIPHER_SPEC = 20
@@ -56,6 +63,21 @@ class ServerHello:
         if self.selected is None:
             return "none"
         return WIRE_VERSIONS.get(self.selected, f"0x{self.selected:04x}")
+
+
+class AfterServerHello(Exception):
+    """The server sent its ServerHello, then the handshake failed; `cause` says how.
+
+    `certificate_der` is the leaf the server showed before it broke off (TLS 1.0-1.2 only).
+    """
+
+    def __init__(
+        self, hello: ServerHello, cause: BaseException, certificate_der: bytes | None = None
+    ) -> None:
+        super().__init__(f"after a ServerHello selecting {hello.selected_name}: {cause}")
+        self.hello = hello
+        self.cause = cause
+        self.certificate_der = certificate_der
 
 
 class FirstFlight:
