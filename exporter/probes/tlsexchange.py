@@ -121,14 +121,15 @@ class _Exchange:
         server_name: str,
     ) -> None:
         self._loop = loop
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setblocking(False)
-        self._fd = self._sock.fileno()
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._tls = context.wrap_bio(
             self._incoming, self._outgoing, server_hostname=server_name or None
         )
+        # Last, so that nothing can fail with the socket open and no one to close it.
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setblocking(False)
+        self._fd = self._sock.fileno()
         self._done: asyncio.Future[HandshakeFacts] = loop.create_future()
         self._pending = b""  # bytes the kernel did not take yet
         self._reading = self._writing = False

@@ -10,7 +10,8 @@ plaintext records that come before encryption starts, and stops as soon as it ha
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import struct
+from typing import NamedTuple
 
 __all__ = [
     "WIRE_VERSIONS",
@@ -47,9 +48,12 @@ class HelloKind(enum.Enum):
     NOT_TLS = "not_tls"  # bytes that are not TLS records
 
 
-@dataclass(frozen=True, slots=True)
-class ServerHello:
-    """The verdict-bearing facts of the server's first flight."""
+class ServerHello(NamedTuple):
+    """The verdict-bearing facts of the server's first flight.
+
+    Immutable like the frozen dataclasses between layers, but a tuple: one is built on every
+    handshake, and a frozen dataclass costs several times more to construct.
+    """
 
     kind: HelloKind
     selected: int | None = None  # the version code the server chose (0x0303 for TLS 1.2)
@@ -105,6 +109,8 @@ class FirstFlight:
     def feed(self, data: bytes) -> None:
         if self.result is not None:
             return
+        if self._retry is None and not self._buffer and self._whole_hello(data):
+            return
         self._seen += len(data)
         self._buffer += data
         while self.result is None and len(self._buffer) >= 5:
@@ -123,6 +129,21 @@ class FirstFlight:
                 self._read_messages()
         if self.result is None and self._seen > _MAX_SNIFFED:
             self.result = ServerHello(HelloKind.NOT_TLS)
+
+    def _whole_hello(self, data: bytes) -> bool:
+        """The common case, read without copying: the first record starts with the whole
+        ServerHello. False (nothing consumed) for anything else, a HelloRetryRequest too."""
+        if len(data) < 9 or data[0] != _HANDSHAKE or data[1] != 3 or data[5] != _SERVER_HELLO:
+            return False
+        record_end = 5 + _U16.unpack_from(data, 3)[0]
+        hello_end = 9 + int.from_bytes(data[6:9], "big")
+        if hello_end > record_end or record_end > len(data):
+            return False
+        hello = parse_server_hello(data, 9, hello_end)
+        if hello.kind is not HelloKind.SERVER_HELLO or hello.hello_retry:
+            return False
+        self.result = hello
+        return True
 
     def _read_messages(self) -> None:
         while self.result is None and len(self._handshake) >= 4:
@@ -156,36 +177,39 @@ class FirstFlight:
         return self._retry
 
 
-def parse_server_hello(body: bytes) -> ServerHello:
-    """Read a ServerHello body (after the 4-byte handshake header); NOT_TLS if it is malformed."""
-    try:
-        legacy_version = int.from_bytes(body[0:2], "big")
-        random = body[2:34]
-        session_id_length = body[34]
-        offset = 35 + session_id_length
-        cipher_suite = int.from_bytes(body[offset : offset + 2], "big")
-        offset += 3  # the cipher suite and the compression method
-        if len(body) < offset:
-            raise IndexError(offset)
-        selected = legacy_version
-        if len(body) >= offset + 2:
-            end = offset + 2 + int.from_bytes(body[offset : offset + 2], "big")
-            offset += 2
-            while offset + 4 <= min(end, len(body)):
-                extension = int.from_bytes(body[offset : offset + 2], "big")
-                size = int.from_bytes(body[offset + 2 : offset + 4], "big")
-                if extension == _SUPPORTED_VERSIONS and size == 2:
-                    selected = int.from_bytes(body[offset + 4 : offset + 6], "big")
-                offset += 4 + size
-    except IndexError:
+def parse_server_hello(data: bytes, start: int = 0, end: int | None = None) -> ServerHello:
+    """Read a ServerHello body, `data[start:end]` (after the 4-byte handshake header), in
+    place; NOT_TLS if it is malformed."""
+    end = len(data) if end is None else min(end, len(data))
+    offset = start + 35
+    if offset > end:
         return ServerHello(HelloKind.NOT_TLS)
+    legacy_version = _U16.unpack_from(data, start)[0]
+    offset += data[start + 34]  # the session id
+    if offset + 3 > end:
+        return ServerHello(HelloKind.NOT_TLS)
+    cipher_suite = _U16.unpack_from(data, offset)[0]
+    offset += 3  # the cipher suite and the compression method
+    selected = legacy_version
+    if offset + 2 <= end:
+        extensions_end = min(end, offset + 2 + _U16.unpack_from(data, offset)[0])
+        offset += 2
+        while offset + 4 <= extensions_end:
+            extension, size = _EXTENSION.unpack_from(data, offset)
+            if extension == _SUPPORTED_VERSIONS and size == 2 and offset + 6 <= extensions_end:
+                selected = _U16.unpack_from(data, offset + 4)[0]
+            offset += 4 + size
     return ServerHello(
         HelloKind.SERVER_HELLO,
         selected=selected,
         legacy_version=legacy_version,
         cipher_suite=cipher_suite,
-        hello_retry=random == HELLO_RETRY_RANDOM,
+        hello_retry=data[start + 2 : start + 34] == HELLO_RETRY_RANDOM,
     )
+
+
+_U16 = struct.Struct(">H")
+_EXTENSION = struct.Struct(">HH")
 
 
 def leaf_certificate(received: bytes) -> bytes | None:
