@@ -52,9 +52,22 @@ class HandshakeOutcome(enum.Enum):
     """
 
     ACCEPTED = "accepted"
+    # The server's ServerHello selected the pinned version, then the handshake did not finish:
+    # the version is accepted, and what stopped the rest is said apart (tls-probing.md §4.6).
+    # Mutual-TLS ports (CTI 2749, SIP 5061) end this way for a client without a certificate.
+    ACCEPTED_THEN_CERTIFICATE_REQUIRED = "accepted_then_certificate_required"
+    ACCEPTED_THEN_HANDSHAKE_FAILURE = "accepted_then_handshake_failure"
+    ACCEPTED_THEN_BAD_CERTIFICATE = "accepted_then_bad_certificate"
+    ACCEPTED_THEN_DECRYPT_ERROR = "accepted_then_decrypt_error"
+    ACCEPTED_THEN_RESET = "accepted_then_reset"
+    ACCEPTED_THEN_TIMEOUT = "accepted_then_timeout"
+    ACCEPTED_THEN_TLS_ERROR = "accepted_then_tls_error"
     REJECTED_PROTOCOL_VERSION = "rejected_protocol_version"  # server alert: its min is above ours
     REJECTED_UNSUPPORTED_PROTOCOL = "rejected_unsupported_protocol"  # server's max is below ours
     REJECTED_HANDSHAKE_FAILURE = "rejected_handshake_failure"  # ambiguous alert: ciphers, mTLS, ...
+    # The server answered the pinned ClientHello with a ServerHello above it (a pinned 1.0
+    # answered with 1.2): a broken version negotiation, and no to the pinned version.
+    REJECTED_HIGHER_VERSION = "rejected_higher_version"
     RESET = "reset"  # connection closed or reset during the handshake
     TIMEOUT = "timeout"
     REFUSED = "refused"
@@ -69,16 +82,23 @@ class HandshakeOutcome(enum.Enum):
         return self in _REJECTIONS
 
     @property
+    def is_acceptance(self) -> bool:
+        """The server selected the version: a completed handshake or an `accepted_then_*`."""
+        return self in _ACCEPTANCES
+
+    @property
     def is_tls_answer(self) -> bool:
         """True when a TLS server was there and decided (accepted or rejected)."""
-        return self is HandshakeOutcome.ACCEPTED or self in _REJECTIONS
+        return self.is_acceptance or self in _REJECTIONS
 
 
+_ACCEPTANCES = frozenset(o for o in HandshakeOutcome if o.value.startswith("accepted"))
 _REJECTIONS = frozenset(
     {
         HandshakeOutcome.REJECTED_PROTOCOL_VERSION,
         HandshakeOutcome.REJECTED_UNSUPPORTED_PROTOCOL,
         HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
+        HandshakeOutcome.REJECTED_HIGHER_VERSION,
     }
 )
 
@@ -129,7 +149,7 @@ class PortResult:
         A reset counts as a rejection only on a port that answered TLS otherwise: some TLS
         stacks close the connection instead of sending a protocol_version alert.
         """
-        if handshake.outcome is HandshakeOutcome.ACCEPTED:
+        if handshake.outcome.is_acceptance:
             return True
         if handshake.outcome.is_server_rejection:
             return False

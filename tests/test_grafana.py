@@ -63,6 +63,14 @@ DIRECTORY_RESULTS = frozenset(
 TLS_RESULTS = frozenset(
     {
         "accepted",
+        "accepted_then_certificate_required",
+        "accepted_then_handshake_failure",
+        "accepted_then_bad_certificate",
+        "accepted_then_decrypt_error",
+        "accepted_then_reset",
+        "accepted_then_timeout",
+        "accepted_then_tls_error",
+        "rejected_higher_version",
         "rejected_protocol_version",
         "rejected_unsupported_protocol",
         "rejected_handshake_failure",

@@ -4,13 +4,16 @@ Runs as a process of its own so that its CPU clock holds nothing but the probe: 
 event loop's start and the warm-up happen before the first reading, and the TLS server lives in
 another process. Prints one JSON object per measured batch.
 
-Two ways to drive the probe, both against one port of the bench server:
+Three ways to shake hands, all against one port of the bench server:
 
 * `open_tls`: `open_tls(address, port, pinned_context(version), ...)`, the exact call
   `probe_tls` makes for each pinned handshake. Like for like with one blackbox tcp probe.
 * `probe_tls`: whole `probe_tls` sweeps of one port over every version. Adds what a real probe
-  run spends around the handshakes: one modern (unpinned) handshake per port, certificate
-  parsing, result objects. Reported per pinned version checked and per handshake.
+  run spends around the handshakes: certificate parsing, result objects, and a modern
+  (unpinned) handshake only where the pinned ones cannot stand for it. Reported per pinned
+  version checked and per handshake.
+* `blocking`: the floor. A blocking `socket.create_connection` + `wrap_socket` with the same
+  pinned context, one at a time, no event loop: what OpenSSL itself costs in this process.
 
     python -m bench.tls_vs_blackbox.ours --port 4443 --server-name node.bench.test \
         --versions 1.0,1.2 --count 300 --concurrency 4
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +39,7 @@ from exporter.results import HandshakeOutcome, TlsProbeResult, TlsVersion
 from exporter.timing import Deadline
 
 HANDSHAKE_TIMEOUT = 5.0  # generous: a timeout here is a broken bench, not a data point
-MODES = ("open_tls", "probe_tls")
+MODES = ("open_tls", "probe_tls", "blocking")
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,25 @@ def open_tls_step(
     return step
 
 
+def blocking_step(
+    target: Target, version: TlsVersion, negotiated: dict[str, int]
+) -> Callable[[], Awaitable[None]]:
+    """One blocking handshake per call; a coroutine only so that `measure` can drive it."""
+    context = pinned_context(version)
+
+    async def step() -> None:
+        with (
+            socket.create_connection((target.address, target.port), HANDSHAKE_TIMEOUT) as sock,
+            context.wrap_socket(sock, server_hostname=target.server_name) as tls,
+        ):
+            if TlsVersion.from_openssl(tls.version()) is not version:
+                raise BenchError(f"pinned {version.value} but negotiated {tls.version()}")
+            key = f"{tls.version()} {(tls.cipher() or ('?',))[0]}"
+            negotiated[key] = negotiated.get(key, 0) + 1
+
+    return step
+
+
 def probe_settings(
     target: Target, versions: Sequence[TlsVersion]
 ) -> tuple[NodeConfig, TlsProbeConfig]:
@@ -160,7 +183,7 @@ def probe_tls_step(
 
 def check_sweep(result: TlsProbeResult, negotiated: dict[str, int]) -> None:
     for port in result.ports:
-        for handshake in (*port.pinned, port.modern):
+        for handshake in port.pinned:
             if handshake.outcome is not HandshakeOutcome.ACCEPTED:
                 raise BenchError(f"{handshake.pinned}: {handshake.outcome} {handshake.detail}")
             name = handshake.negotiated.value if handshake.negotiated else "?"
@@ -182,13 +205,18 @@ async def measure(
 ) -> Batch:
     """Warm up, then time `count` operations; only the timed loop is on the clock."""
     negotiated: dict[str, int] = {}
-    if mode == "open_tls":
+    if mode in ("open_tls", "blocking"):
         (version,) = versions
-        step = open_tls_step(target, version, negotiated)
+        make = open_tls_step if mode == "open_tls" else blocking_step
+        step = make(target, version, negotiated)
         per_operation, pinned_per_operation = 1, 1
+        if mode == "blocking":
+            concurrency = 1  # one thread, one handshake at a time: the floor has no overlap
     else:
         step = probe_tls_step(target, versions, negotiated)
-        per_operation, pinned_per_operation = len(versions) + 1, len(versions)  # + modern
+        # The pinned 1.2 and 1.3 handshakes stand for the modern one (no CA bundle here).
+        derived = {TlsVersion.TLS1_2, TlsVersion.TLS1_3} <= set(versions)
+        per_operation, pinned_per_operation = len(versions) + (0 if derived else 1), len(versions)
     await run_concurrently(warmup, concurrency, step)
     negotiated.clear()
     with profiled(profile):
@@ -210,10 +238,10 @@ async def measure(
 
 
 async def run_batches(args: argparse.Namespace) -> list[Batch]:
-    """`open_tls`: one batch per version. `probe_tls`: one batch of sweeps over them all."""
+    """`open_tls`, `blocking`: one batch per version. `probe_tls`: one batch of sweeps."""
     target = Target(args.address, args.port, args.server_name)
     versions = [TlsVersion(v) for v in args.versions.split(",")]
-    if args.mode == "open_tls":
+    if args.mode != "probe_tls":
         batches = [([version], version.value) for version in versions]
     else:
         batches = [(versions, "sweep")]

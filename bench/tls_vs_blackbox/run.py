@@ -36,8 +36,9 @@ SERVER_START_TIMEOUT = 30.0
 DRIVER_TIMEOUT = 300.0
 
 OURS = "ours open_tls"
-OURS_SWEEP = "ours probe_tls, per version"  # CPU / pinned handshakes (modern one rides)
+OURS_SWEEP = "ours probe_tls, per version"  # CPU / versions reported
 OURS_SWEEP_HANDSHAKE = "ours probe_tls, per handshake"  # CPU / all handshakes
+FLOOR = "floor: blocking OpenSSL"  # the same pinned context, one blocking handshake at a time
 BLACKBOX = "blackbox tcp+tls"
 BLACKBOX_FLOOR = "blackbox tcp_connect (no TLS)"
 ALL = "all"
@@ -137,10 +138,9 @@ def measure_ours(
     common = ["--versions", ",".join(versions), "--concurrency", str(concurrency)]
     common += ["--warmup", str(options.warmup)]
     samples = [
-        _driver_sample(run, OURS, batch["versions"][0], concurrency, batch["handshakes"], batch)
-        for batch in drive_ours(
-            server, [*common, "--mode", "open_tls", "--count", str(options.count)]
-        )
+        _driver_sample(run, side, batch["versions"][0], concurrency, batch["handshakes"], batch)
+        for mode, side in (("open_tls", OURS), ("blocking", FLOOR))
+        for batch in drive_ours(server, [*common, "--mode", mode, "--count", str(options.count)])
     ]
     # As many pinned handshakes in all as one per-version batch has (`count`).
     sweeps = ["--mode", "probe_tls", "--count", str(options.count // len(versions))]
@@ -229,7 +229,7 @@ def with_totals(samples: Sequence[Sample]) -> list[Sample]:
     """Add, per run, side and concurrency, an "all" sample summing the per-version ones."""
     groups: dict[tuple[int, str, int], list[Sample]] = {}
     for sample in samples:
-        if sample.side in (OURS, BLACKBOX):
+        if sample.side in (OURS, BLACKBOX, FLOOR):
             groups.setdefault((sample.run, sample.side, sample.concurrency), []).append(sample)
     totals = [
         Sample(
@@ -257,7 +257,7 @@ def summarize(samples: Sequence[Sample]) -> list[Row]:
     rows = []
     for (side, version, concurrency), group in groups.items():
         reference = medians.get((BLACKBOX, version, concurrency))
-        ours = side.startswith("ours")
+        ours = side not in (BLACKBOX, BLACKBOX_FLOOR)
         rows.append(
             Row(
                 side,
@@ -270,7 +270,7 @@ def summarize(samples: Sequence[Sample]) -> list[Row]:
                 medians[(side, version, concurrency)] / reference if ours and reference else None,
             )
         )
-    order = [OURS, BLACKBOX, OURS_SWEEP, OURS_SWEEP_HANDSHAKE, BLACKBOX_FLOOR]
+    order = [OURS, FLOOR, BLACKBOX, OURS_SWEEP, OURS_SWEEP_HANDSHAKE, BLACKBOX_FLOOR]
     return sorted(rows, key=lambda r: (r.concurrency, r.version, order.index(r.side)))
 
 
@@ -290,7 +290,9 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-GOAL = 1.0  # our CPU per pinned handshake at most 1.0x blackbox_exporter's
+# Our CPU at most this share of blackbox_exporter's (issue 15): per version the sweep
+# reports, and for the bare pinned handshake. The other rows are for information.
+GOALS = {OURS_SWEEP: 0.8, OURS: 0.7}
 
 
 def ratios_per_run(samples: Sequence[Sample]) -> dict[str, list[float]]:
@@ -303,7 +305,7 @@ def ratios_per_run(samples: Sequence[Sample]) -> dict[str, list[float]]:
     ratios: dict[str, list[float]] = {}
     for (run, side, concurrency), ms in sorted(per_hs.items()):
         reference = per_hs.get((run, BLACKBOX, concurrency))
-        if side.startswith("ours") and reference:
+        if side not in (BLACKBOX, BLACKBOX_FLOOR) and reference:
             ratios.setdefault(f"{side}, concurrency {concurrency}", []).append(
                 round(ms / reference, 3)
             )
@@ -311,16 +313,23 @@ def ratios_per_run(samples: Sequence[Sample]) -> dict[str, list[float]]:
 
 
 def verdicts(rows: Sequence[Row]) -> list[str]:
-    """One line per concurrency: the all-versions ratios against the goal."""
+    """One line per concurrency: the all-versions ratios, against the goal where one is set."""
     lines = []
     for concurrency in sorted({row.concurrency for row in rows}):
         parts = [
-            f"{row.side} {row.ratio:.2f}x ({'met' if row.ratio <= GOAL else 'NOT met'})"
+            f"{row.side} {row.ratio:.2f}x ({_against_goal(row.side, row.ratio)})"
             for row in rows
             if row.concurrency == concurrency and row.version == ALL and row.ratio is not None
         ]
         lines.append(f"concurrency {concurrency}: " + "; ".join(parts))
     return lines
+
+
+def _against_goal(side: str, ratio: float) -> str:
+    goal = GOALS.get(side)
+    if goal is None:
+        return "no goal"
+    return f"goal {goal:.1f}x {'met' if ratio <= goal else 'NOT met'}"
 
 
 # --- environment and output ----------------------------------------------------------------
@@ -392,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = summarize(samples)
     print(f"TLS versions compared: {', '.join(versions)}")
     print(table(rows))
-    print(f"\ngoal: ours <= {GOAL:.1f}x blackbox CPU per pinned handshake (all versions)")
+    goals = ", ".join(f"{side} <= {goal:.1f}x" for side, goal in GOALS.items())
+    print(f"\ngoals (CPU vs blackbox, all versions): {goals}")
     for line in verdicts(rows):
         print("  " + line)
     per_run = ratios_per_run(samples)
@@ -405,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "server": asdict(server),
         "versions_compared": versions,
         "versions_excluded": excluded,
-        "goal_ratio": GOAL,
+        "goal_ratios": GOALS,
         "summary": [asdict(row) for row in rows],
         "ratios_per_run": per_run,
         "samples": [asdict(sample) for sample in samples],

@@ -62,7 +62,9 @@ class Lab:
         directory: Path | None = None,
         restart_downtime: float = 0.5,
         phone_mix: Sequence[tuple[str, str, int]] = DEFAULT_MIX,
+        optional_ports: bool = False,
     ) -> None:
+        self._optional_ports = optional_ports  # also listen on 2749, 5061, 3804 and 2444
         self._tempdir = None if directory else tempfile.TemporaryDirectory(prefix="cucm-lab-")
         self.directory = directory or Path(self._tempdir.name)  # type: ignore[union-attr]
         self.restart_downtime = restart_downtime
@@ -97,7 +99,7 @@ class Lab:
                         phones.append(
                             LabPhone(moved.name, moved.product, moved.active_load, "unregistered")
                         )
-                node = LabNode(cluster, name, self.ca, self._address, phones)
+                node = LabNode(cluster, name, self.ca, self._address, phones, self._optional_ports)
                 self._nodes[(cluster, name)] = node
                 await node.start()
                 previous = node

@@ -24,7 +24,8 @@ from exporter.lab.tls import (
     TlsStream,
     close_connection,
     hold_until_closed,
-    server_context,
+    listener_contexts,
+    optional_listeners,
 )
 
 # The two listeners the directory depends on: Tomcat (secure directory) and TVS (which a legacy
@@ -59,7 +60,13 @@ class LabNode:
     """One simulated node. Lives on the lab's loop; use it through `Lab`."""
 
     def __init__(
-        self, cluster: str, name: str, ca: LabCA, address: str, phones: list[LabPhone]
+        self,
+        cluster: str,
+        name: str,
+        ca: LabCA,
+        address: str,
+        phones: list[LabPhone],
+        optional_ports: bool = False,
     ) -> None:
         self.cluster = cluster
         self.name = name
@@ -75,6 +82,8 @@ class LabNode:
             8443: TlsListener(address, 0, self._pipe_to_tomcat),
             2445: TlsListener(address, 0, hold_until_closed),  # TVS: the handshake is the test
         }
+        if optional_ports:  # CTI, SIP, CAPF, CTL: some of them want a client certificate
+            self.listeners.update(optional_listeners(address))
         self._tomcat = web.AppRunner(self.directory.app(), access_log=None, shutdown_timeout=0.5)
         self._tomcat_sites: list[web.SockSite] = []
         self.agent = CcmAgent(LAB_COMMUNITY, self.host)
@@ -113,11 +122,16 @@ class LabNode:
         self._tomcat_sites = [web.SockSite(self._tomcat, s) for s in (public, backend)]
         for site in self._tomcat_sites:
             await site.start()
-        context = server_context(
-            self._issued.cert_file, self._issued.key_file, self.min_version, self.max_version
+        contexts = listener_contexts(
+            self.listeners.values(),
+            self._issued.cert_file,
+            self._issued.key_file,
+            self.min_version,
+            self.max_version,
+            self._ca.bundle_file,
         )
         for listener in self.listeners.values():
-            await listener.start(context)
+            await listener.start(contexts[listener.client_auth])
         directory.https_port = self.listeners[8443].port
         self.snmp_port = await start_agent(self.agent, self.address, self.snmp_port)
 

@@ -9,7 +9,7 @@ import socket
 import ssl
 import struct
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 VERSIONS = {
@@ -29,17 +29,58 @@ class PortFault(enum.Enum):
     GARBAGE = "garbage"  # answer the ClientHello with bytes that are not TLS
 
 
+class ClientAuth(enum.Enum):
+    """Whether a listener asks the client for a certificate (mutual TLS)."""
+
+    NONE = "none"
+    OPTIONAL = "optional"  # asks; goes on without one
+    REQUIRED = "required"  # asks; breaks the handshake off without one
+
+
+# CUCM's optional TLS listeners, all governed by `set tls min-version` (Cisco, "Security Guide
+# for Cisco Unified Communications Manager, Release 15", chapter "TLS Setup", port table):
+# standard port -> (service label, client authentication). Which ones want a client
+# certificate follows the same guide: secure SIP (5061) and secure CTI/QBE (2749) authenticate
+# the device or application by its LSC/MIC certificate ("Device Authentication", "Secure CTI
+# Application"); CAPF (3804) serves phones that may not have a certificate yet, so it asks and
+# goes on; the CTL provider (2444) authenticates the CTL client by user name and password.
+# Cisco does not document the exact TLS behaviour; this is the lab's model of it.
+OPTIONAL_PORTS: dict[int, tuple[str, ClientAuth]] = {
+    2749: ("cti", ClientAuth.REQUIRED),
+    5061: ("sip", ClientAuth.REQUIRED),
+    3804: ("capf", ClientAuth.OPTIONAL),
+    2444: ("ctl", ClientAuth.NONE),
+}
+_VERIFY_MODES = {
+    ClientAuth.NONE: ssl.CERT_NONE,
+    ClientAuth.OPTIONAL: ssl.CERT_OPTIONAL,
+    ClientAuth.REQUIRED: ssl.CERT_REQUIRED,
+}
+
+
 def server_context(
-    cert_file: Path, key_file: Path, min_version: str, max_version: str
+    cert_file: Path,
+    key_file: Path,
+    min_version: str,
+    max_version: str,
+    *,
+    client_auth: ClientAuth = ClientAuth.NONE,
+    client_ca: Path | None = None,
 ) -> ssl.SSLContext:
-    """A server context accepting exactly min..max.
+    """A server context accepting exactly min..max, asking for a client certificate if told.
 
     OpenSSL 3 refuses to sign a TLS 1.0/1.1 ServerKeyExchange at security level 1 or more
     (MD5-SHA1 / SHA-1), so a legacy-capable listener must run at level 0, like CUCM's old
-    OpenSSL/JSSE did (reference/tls-probing.md §4.4).
+    OpenSSL/JSSE did (reference/tls-probing.md §4.4). Without the certificate it requires,
+    OpenSSL's server alerts handshake_failure (TLS 1.2 and below) or certificate_required
+    (TLS 1.3), after its ServerHello.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
+    if client_auth is not ClientAuth.NONE:
+        if client_ca is not None:
+            context.load_verify_locations(client_ca)
+        context.verify_mode = _VERIFY_MODES[client_auth]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         context.minimum_version = VERSIONS[min_version]
@@ -128,9 +169,16 @@ async def hold_until_closed(stream: TlsStream) -> None:
 class TlsListener:
     """A TCP listener that speaks TLS under a settable policy, or shows a fault instead."""
 
-    def __init__(self, host: str, port: int, service: Service = hold_until_closed) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        service: Service = hold_until_closed,
+        client_auth: ClientAuth = ClientAuth.NONE,
+    ) -> None:
         self.host = host
         self.port = port
+        self.client_auth = client_auth
         self.fault = PortFault.NONE
         self.context: ssl.SSLContext | None = None
         self._service = service
@@ -205,6 +253,31 @@ class TlsListener:
         async with asyncio.timeout(10):  # a client that stalls mid-handshake is dropped
             await stream.handshake()
         await self._service(stream)
+
+
+def optional_listeners(host: str) -> dict[int, TlsListener]:
+    """One listener per optional CUCM port, each with its client authentication."""
+    return {
+        port: TlsListener(host, 0, hold_until_closed, auth)
+        for port, (_, auth) in OPTIONAL_PORTS.items()
+    }
+
+
+def listener_contexts(
+    listeners: Iterable[TlsListener],
+    cert_file: Path,
+    key_file: Path,
+    min_version: str,
+    max_version: str,
+    client_ca: Path,
+) -> dict[ClientAuth, ssl.SSLContext]:
+    """The server contexts a node's listeners need: one per kind of client authentication."""
+    return {
+        auth: server_context(
+            cert_file, key_file, min_version, max_version, client_auth=auth, client_ca=client_ca
+        )
+        for auth in {listener.client_auth for listener in listeners}
+    }
 
 
 def abort(writer: asyncio.StreamWriter) -> None:

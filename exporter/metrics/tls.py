@@ -33,13 +33,14 @@ class TlsFamilies:
         )
         self.accepted = family(
             "cucm_tls_version_accepted",
-            "1 if a handshake pinned to the version (min = max) succeeded, 0 if the server "
-            "rejected it; absent when the probe could not tell.",
+            "1 if the server's ServerHello selected the version a handshake was pinned to "
+            "(min = max), 0 if the server rejected it; absent when the probe could not tell.",
             ("version",),
         )
         self.result = family(
             "cucm_tls_version_result",
-            "1 for the classified outcome of the handshake pinned to the version.",
+            "1 for the classified outcome of the handshake pinned to the version "
+            "(accepted_then_* : selected, then broken off, e.g. a client certificate required).",
             ("version", "result"),
         )
         self.min_version = family(
@@ -59,7 +60,8 @@ class TlsFamilies:
             ("cipher",),
         )
         self.handshake = family(
-            "cucm_tls_handshake_duration_seconds", "Time of the modern default handshake."
+            "cucm_tls_handshake_duration_seconds",
+            "Time of the handshake that shows what a modern default client negotiates.",
         )
         self.not_after = family(
             "cucm_tls_cert_not_after_timestamp_seconds",

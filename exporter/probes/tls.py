@@ -1,30 +1,45 @@
 """The TLS probe: which versions each port accepts, and what certificate it shows.
 
-For every port, one handshake pinned to each version (min = max, like sslscan) plus one with a
-modern default client. The pinned clients run at OpenSSL security level 0 so that our own
-library never refuses a legacy handshake; when it still does, the outcome is `probe_error`,
-never "rejected by the server" (reference/tls-probing.md §4.4-4.5).
+For every port, one handshake pinned to each version (min = max, like sslscan). The pinned
+clients run at OpenSSL security level 0 so that our own library never refuses a legacy
+handshake; when it still does, the outcome is `probe_error`, never "rejected by the server"
+(reference/tls-probing.md §4.4-4.5).
+
+A version is accepted when the server's ServerHello selects it, whatever happens after: a
+mutual-TLS port that then asks for a client certificate still accepted the version, and the
+rest is reported as an `accepted_then_*` reason (tlswire.py reads the ServerHello).
+
+What a modern default client (TLS 1.2-1.3) would negotiate is the best of the pinned 1.2 and
+1.3 handshakes, so no extra handshake is made for it; only a configured CA bundle costs one
+more handshake, a verifying one, because the pinned clients verify nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import dataclasses
 import functools
 import hashlib
-import socket
 import ssl
 import sys
 import time
 import warnings
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from cryptography import x509
 
 from exporter.config import NodeConfig, PortConfig, TlsProbeConfig
+from exporter.probes.tlsclassify import (
+    WIRE_VERSION_OF,
+    classify,
+    classify_pinned,
+    describe,
+    verify_detail,
+)
+from exporter.probes.tlsexchange import HandshakeFacts, open_tls
+from exporter.probes.tlswire import AfterServerHello
 from exporter.results import (
     CertificateInfo,
     Handshake,
@@ -39,6 +54,7 @@ __all__ = [
     "Connector",
     "HandshakeFacts",
     "classify",
+    "classify_pinned",
     "describe",
     "legacy_capable_context",
     "open_tls",
@@ -53,36 +69,8 @@ _OPENSSL_VERSIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeFacts:
-    """What a completed handshake tells: negotiated version, cipher and the leaf in DER."""
-
-    version: str | None
-    cipher: str | None
-    certificate_der: bytes | None
-
-
 # The network seam: connect, handshake, report, close. Tests may pass another.
 Connector = Callable[[str, int, ssl.SSLContext, str, float], Awaitable[HandshakeFacts]]
-
-
-async def open_tls(
-    address: str, port: int, context: ssl.SSLContext, server_name: str, budget: float
-) -> HandshakeFacts:
-    """Handshake over a real TCP connection, within `budget` seconds in all."""
-    async with asyncio.timeout(budget):
-        _, writer = await asyncio.open_connection(
-            address, port, ssl=context, server_hostname=server_name, ssl_handshake_timeout=None
-        )
-    try:
-        tls = writer.get_extra_info("ssl_object")
-        return HandshakeFacts(
-            version=tls.version(),
-            cipher=(tls.cipher() or (None,))[0],
-            certificate_der=tls.getpeercert(binary_form=True),
-        )
-    finally:
-        writer.transport.abort()  # nothing to say after the handshake; don't wait on close_notify
 
 
 # --- contexts ----------------------------------------------------------------------------
@@ -112,80 +100,33 @@ def pinned_context(version: TlsVersion) -> ssl.SSLContext:
     return legacy_capable_context(version, version)
 
 
-@functools.cache
 def modern_context(ca_file: Path | None) -> ssl.SSLContext:
-    """What an up-to-date client negotiates; verifies against `ca_file` when one is given."""
+    """What an up-to-date client negotiates; verifies against `ca_file` when one is given.
+
+    The verifying context follows the file: it is rebuilt when the file's inode, size or
+    modification time changes, so a CA bundle updated in place takes effect on the next run.
+    """
     if ca_file is not None:
-        return ssl.create_default_context(cafile=str(ca_file))
+        stat = ca_file.stat()
+        return _verifying_context(ca_file, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     # Python's defaults for a client (TLS 1.2+, its modern cipher list), but without loading the
     # system CA store: OpenSSL would check the chain against it and throw the answer away,
     # about a third of this handshake's CPU (bench/README.md).
+    return _unverified_modern_context()
+
+
+@functools.cache
+def _unverified_modern_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
 
 
-# --- classification ----------------------------------------------------------------------
-
-# Our own OpenSSL said no before or instead of the server: the version's fate is unknown.
-_LOCAL_REFUSALS = frozenset(
-    {
-        "NO_CIPHERS_AVAILABLE",
-        "LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED",
-        "NO_PROTOCOLS_AVAILABLE",
-        "NO_SUITABLE_SIGNATURE_ALGORITHM",
-        "DH_KEY_TOO_SMALL",
-        "EE_KEY_TOO_SMALL",
-        "CA_MD_TOO_WEAK",
-        "UNSAFE_LEGACY_RENEGOTIATION_DISABLED",
-    }
-)
-_SSL_REASONS = {
-    "TLSV1_ALERT_PROTOCOL_VERSION": HandshakeOutcome.REJECTED_PROTOCOL_VERSION,
-    "UNSUPPORTED_PROTOCOL": HandshakeOutcome.REJECTED_UNSUPPORTED_PROTOCOL,
-    "SSLV3_ALERT_HANDSHAKE_FAILURE": HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
-    "TLSV1_ALERT_INSUFFICIENT_SECURITY": HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
-    "NO_SHARED_CIPHER": HandshakeOutcome.REJECTED_HANDSHAKE_FAILURE,
-    "UNEXPECTED_EOF_WHILE_READING": HandshakeOutcome.RESET,
-    # A record that does not parse as TLS: plain HTTP, a banner, garbage.
-    "WRONG_VERSION_NUMBER": HandshakeOutcome.NOT_TLS,
-    "PACKET_LENGTH_TOO_LONG": HandshakeOutcome.NOT_TLS,
-    "RECORD_LAYER_FAILURE": HandshakeOutcome.NOT_TLS,
-    "HTTP_REQUEST": HandshakeOutcome.NOT_TLS,
-}
-_UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
-
-
-def classify(error: BaseException) -> HandshakeOutcome:
-    """Map what a failed handshake raised to an outcome (reference/tls-probing.md §4.5)."""
-    if isinstance(error, TimeoutError):
-        return HandshakeOutcome.TIMEOUT
-    if isinstance(error, socket.gaierror):
-        return HandshakeOutcome.DNS_ERROR
-    if isinstance(error, ssl.SSLError):
-        reason = error.reason or ""
-        if reason in _LOCAL_REFUSALS:
-            return HandshakeOutcome.PROBE_ERROR
-        if isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-            return HandshakeOutcome.RESET
-        return _SSL_REASONS.get(reason, HandshakeOutcome.TLS_ERROR)
-    if isinstance(error, ConnectionRefusedError):
-        return HandshakeOutcome.REFUSED
-    if isinstance(error, ConnectionError | EOFError | asyncio.IncompleteReadError):
-        return HandshakeOutcome.RESET
-    if isinstance(error, OSError) and error.errno in _UNREACHABLE_ERRNOS:
-        return HandshakeOutcome.UNREACHABLE
-    return HandshakeOutcome.PROBE_ERROR
-
-
-def describe(error: BaseException) -> str:
-    """The library's own words, for logs and the landing page (never a metric label)."""
-    if isinstance(error, TimeoutError):
-        return "no answer within the handshake timeout"
-    if isinstance(error, ssl.SSLError) and error.reason:
-        return f"{error.reason}: {error.strerror or error}"
-    return f"{type(error).__name__}: {error}"
+@functools.lru_cache(maxsize=8)
+def _verifying_context(ca_file: Path, inode: int, size: int, mtime_ns: int) -> ssl.SSLContext:
+    # The stat fields are the cache key: a changed file is a new entry, the old one ages out.
+    return ssl.create_default_context(cafile=str(ca_file))
 
 
 def serial_hex(serial_number: int) -> str:
@@ -245,11 +186,20 @@ class _PortSweeper:
 
     async def sweep(self, port: PortConfig) -> PortResult:
         target = self._node.connect_port(port.port)
-        pinned = [self._pinned(target, version) for version in self._settings.versions]
-        modern, *handshakes = await asyncio.gather(self._modern(target), *pinned)
+        versions = self._settings.versions
+        derive_modern = TlsVersion.TLS1_2 in versions and TlsVersion.TLS1_3 in versions
+        verifying = self._settings.ca_file is not None
+        pinned = [self._pinned(target, version) for version in versions]
+        if derive_modern and not verifying:
+            handshakes = await asyncio.gather(*pinned)
+            modern = _modern_from(handshakes)
+        else:
+            modern, *handshakes = await asyncio.gather(self._modern(target), *pinned)
         verified, verify_error = None, ""
-        if self._settings.ca_file is not None:
-            modern, verified, verify_error = await self._unverified_fallback(target, modern)
+        if verifying:
+            modern, verified, verify_error = await self._unverified_fallback(
+                target, modern, _modern_from(handshakes) if derive_modern else None
+            )
         return PortResult(
             port=port.port,
             service=port.service,
@@ -267,17 +217,22 @@ class _PortSweeper:
         return handshake
 
     async def _modern(self, port: int) -> Handshake:
-        return await self._handshake(port, modern_context(self._settings.ca_file), None)
+        try:
+            context = modern_context(self._settings.ca_file)
+        except (OSError, ssl.SSLError) as error:  # the CA bundle went away or went bad
+            return Handshake(None, HandshakeOutcome.PROBE_ERROR, 0.0, detail=describe(error))
+        return await self._handshake(port, context, None)
 
     async def _unverified_fallback(
-        self, port: int, modern: Handshake
+        self, port: int, modern: Handshake, derived: Handshake | None
     ) -> tuple[Handshake, bool | None, str]:
-        """A failed verification still tells us the certificate: look again, unverified."""
-        if modern.outcome is HandshakeOutcome.ACCEPTED:
+        """A failed verification still tells us the certificate: from the pinned handshakes
+        when they establish it, else from one more look, unverified."""
+        if modern.outcome is HandshakeOutcome.ACCEPTED or modern.outcome in _ALERTED_AFTER_VERIFY:
             return modern, True, ""
         if not modern.detail.startswith("CERTIFICATE_VERIFY_FAILED"):
             return modern, None, ""
-        retry = await self._handshake(port, modern_context(None), None)
+        retry = derived or await self._handshake(port, modern_context(None), None)
         return retry, False, modern.detail.split(": ", 1)[-1]
 
     async def _handshake(
@@ -295,29 +250,73 @@ class _PortSweeper:
             except (Exception, asyncio.CancelledError) as error:
                 if isinstance(error, asyncio.CancelledError):
                     raise
-                return Handshake(
-                    pinned=pinned,
-                    outcome=classify(error),
-                    duration_seconds=time.perf_counter() - started,
-                    # Thousands of handshakes fail the same way: keep one copy of each text.
-                    detail=sys.intern(_verify_detail(error) or describe(error)),
-                )
+                return _failed(pinned, error, time.perf_counter() - started)
         duration = time.perf_counter() - started
         return _accepted(pinned, facts, duration)
 
 
-def _verify_detail(error: BaseException) -> str:
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"CERTIFICATE_VERIFY_FAILED: {error.verify_message}"
-    return ""
+# A server alert answering our client's flight: OpenSSL sends that flight only after the
+# server's chain verified, so a mutual-TLS port that then wants a certificate was verified.
+_ALERTED_AFTER_VERIFY = frozenset(
+    {
+        HandshakeOutcome.ACCEPTED_THEN_CERTIFICATE_REQUIRED,
+        HandshakeOutcome.ACCEPTED_THEN_HANDSHAKE_FAILURE,
+        HandshakeOutcome.ACCEPTED_THEN_BAD_CERTIFICATE,
+    }
+)
+
+
+def _modern_from(pinned: Sequence[Handshake]) -> Handshake:
+    """What a modern client (offering 1.2 and 1.3) would see, from the pinned handshakes.
+
+    It gets the highest version the server selects: the pinned 1.3 handshake if the server
+    took it, else the pinned 1.2 one; if neither was accepted, the server's answer to a 1.2
+    hello is what the modern client hears first. TLS 1.3 suites are the same in both
+    clients; a TLS 1.2 cipher can differ from what Python's default list would get.
+    """
+    by_version = {h.pinned: h for h in pinned}
+    candidates = [by_version[TlsVersion.TLS1_3], by_version[TlsVersion.TLS1_2]]
+    chosen = next(
+        (h for h in candidates if h.outcome is HandshakeOutcome.ACCEPTED),
+        next((h for h in candidates if h.outcome.is_acceptance), candidates[1]),
+    )
+    detail = chosen.detail or (_READ_FROM[chosen.pinned] if chosen.pinned else "")
+    return dataclasses.replace(chosen, pinned=None, detail=detail)
+
+
+# The debug text says where the modern client's answer comes from.
+_READ_FROM = {version: f"as the pinned {version.label} handshake" for version in TlsVersion}
+
+
+def _failed(pinned: TlsVersion | None, error: BaseException, duration: float) -> Handshake:
+    outcome = classify_pinned(error, pinned)
+    negotiated, certificate = None, None
+    if isinstance(error, AfterServerHello) and outcome.is_acceptance:
+        # The ServerHello negotiated the version; a TLS 1.2 server showed its certificate.
+        negotiated = WIRE_VERSION_OF.get(error.hello.selected or 0)
+        certificate = _certificate(error.certificate_der)
+    return Handshake(
+        pinned=pinned,
+        outcome=outcome,
+        duration_seconds=duration,
+        negotiated=negotiated,
+        certificate=certificate,
+        # Thousands of handshakes fail the same way: keep one copy of each text.
+        detail=sys.intern(verify_detail(error) or describe(error)),
+    )
+
+
+def _certificate(der: bytes | None) -> CertificateInfo | None:
+    if not der:
+        return None
+    with contextlib.suppress(ValueError):  # a certificate we cannot parse is still a "yes"
+        return certificate_info(der)
+    return None
 
 
 def _accepted(pinned: TlsVersion | None, facts: HandshakeFacts, duration: float) -> Handshake:
     negotiated = TlsVersion.from_openssl(facts.version)
-    certificate = None
-    if facts.certificate_der:
-        with contextlib.suppress(ValueError):  # a certificate we cannot parse is still a "yes"
-            certificate = certificate_info(facts.certificate_der)
+    certificate = _certificate(facts.certificate_der)
     outcome = HandshakeOutcome.ACCEPTED
     detail = ""
     if pinned is not None and negotiated is not pinned:
