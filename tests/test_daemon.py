@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -203,3 +204,33 @@ def test_sigterm_stops_cleanly(daemon: Daemon) -> None:
     log = daemon.log_file.read_text()
     assert "Traceback" not in log, log[-3000:]
     assert 'msg="shutting down"' in log
+
+
+def test_the_healthcheck_reads_the_daemons_flags(daemon: Daemon) -> None:
+    """Plain HTTP on a port other than 10027: found from /proc/PID/cmdline alone."""
+    from tests.test_deploy import healthcheck_command
+
+    # The Dockerfile's HEALTHCHECK, told the daemon's PID instead of the container's PID 1.
+    command = [sys.executable, "-m", "exporter", *healthcheck_command()[1:]]
+    result = subprocess.run(
+        [*command, "--pid", str(daemon.process.pid)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    daemon.process.send_signal(signal.SIGSTOP)  # alive but not answering: unhealthy
+    try:
+        stopped = subprocess.run(
+            [sys.executable, "-m", "exporter", "healthcheck", "--pid", str(daemon.process.pid),
+             "--timeout", "1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )  # fmt: skip
+    finally:
+        daemon.process.send_signal(signal.SIGCONT)
+    assert stopped.returncode == 1
+    assert "timed out" in stopped.stderr

@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "exporter.logsetup": 0,
     "exporter.check": 14,
     "exporter.daemon": 15,
+    "exporter.healthcheck": 15,
     "exporter.demo": 16,
     "exporter.cli": 17,
     "exporter.__main__": 18,
