@@ -158,3 +158,48 @@ def test_the_image_checks_its_health_with_its_own_binary() -> None:
     assert not re.search(r"\b(curl|wget)\b", instructions)
     # No VOLUME: an anonymous volume on the config directory hides a single-file mount.
     assert not re.search(r"^VOLUME\b", dockerfile, flags=re.MULTILINE)
+
+
+KUBERNETES = REPO / "deploy" / "kubernetes"
+
+
+def test_the_prometheusrule_is_generated_from_the_rules_file() -> None:
+    checked = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "prometheusrule.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (checked.returncode, checked.stderr) == (0, "")
+    shipped = yaml.safe_load((KUBERNETES / "prometheusrule.yaml").read_text())
+    rules = yaml.safe_load(
+        (REPO / "config" / "prometheus" / "cucm-directory-exporter.rules.yml").read_text()
+    )
+    assert (shipped["apiVersion"], shipped["kind"]) == (
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+    )
+    assert shipped["spec"]["groups"] == rules["groups"]
+
+
+def kustomize_build() -> list[dict[str, object]]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is missing: run scripts/system-deps"
+    built = subprocess.run(
+        [kubectl, "kustomize", str(KUBERNETES)], capture_output=True, text=True, timeout=120
+    )
+    assert built.returncode == 0, built.stderr
+    return [d for d in yaml.safe_load_all(built.stdout) if d]
+
+
+def test_kustomize_builds_every_manifest_with_the_rules() -> None:
+    kinds = sorted(str(d["kind"]) for d in kustomize_build())
+    assert kinds == [
+        "ConfigMap", "Deployment", "PrometheusRule", "Secret", "Service", "ServiceMonitor"
+    ]  # fmt: skip
+    # Every manifest of the directory is in the kustomization, so none is forgotten.
+    listed = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(
+        p.name for p in KUBERNETES.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
