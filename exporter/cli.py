@@ -33,7 +33,7 @@ DEFAULT_LISTEN = ":10027"
 
 
 # Paths the HTTP app serves besides the metrics: the telemetry path must not hide one.
-RESERVED_PATHS = ("/", "/probe", "/-/healthy", "/-/ready", "/-/reload")
+RESERVED_PATHS = ("/", "/probe", "/runbook", "/-/healthy", "/-/ready", "/-/reload")
 
 COMMANDS = {
     "run": "run the exporter (the default: its flags may be given without the word run)",

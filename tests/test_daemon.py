@@ -234,3 +234,14 @@ def test_the_healthcheck_reads_the_daemons_flags(daemon: Daemon) -> None:
         daemon.process.send_signal(signal.SIGCONT)
     assert stopped.returncode == 1
     assert "timed out" in stopped.stderr
+
+
+def test_the_runbook_page_is_served(daemon: Daemon) -> None:
+    """Where the alerts link when cucm_runbook_base_url is not set: http://<instance>/runbook."""
+    status, body = daemon.get("/runbook")
+    assert status == 200
+    page = body.decode()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<h2 id="cucmprobestale">CucmProbeStale</h2>' in page
+    _, landing = daemon.get("/")
+    assert b'<a href="runbook">Runbook</a>' in landing

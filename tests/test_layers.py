@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "exporter.ondemand": 12,
     "exporter.server": 14,
     "exporter.logsetup": 0,
+    "exporter.runbook": 0,
     "exporter.check": 14,
     "exporter.daemon": 15,
     "exporter.healthcheck": 15,
