@@ -20,11 +20,15 @@ ENV PATH=/opt/exporter/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MALLOC_ARENA_MAX=2
-# Mount the configuration here (and secrets, e.g. under /run/secrets); nothing is baked in.
-VOLUME ["/etc/cucm-directory-exporter"]
+# Mount the configuration at /etc/cucm-directory-exporter/config.yml (and secrets beside it or
+# under /run/secrets); nothing is baked in. No VOLUME: an anonymous volume would hide a mount
+# of the single file and outlive the container.
 USER 10027:10027
 EXPOSE 10027
+# The binary asks itself for /-/healthy: `healthcheck` reads --web.listen-address and
+# --web.config.file from PID 1's command line, so the check follows another port or TLS, and
+# the image needs no HTTP client of its own.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10027/-/healthy', timeout=4).status == 200 else 1)"]
+  CMD ["cucm-directory-exporter", "healthcheck", "--timeout", "4"]
 ENTRYPOINT ["cucm-directory-exporter"]
 CMD ["--config.file=/etc/cucm-directory-exporter/config.yml"]

@@ -5,6 +5,7 @@ cucm-directory-exporter [run] [--config.file FILE] [--web.listen-address :10027]
 cucm-directory-exporter check [--assume-min-version [NODE=]VERSION] ...  change-window report
 cucm-directory-exporter demo                                          lab + exporter, no config
 cucm-directory-exporter lab {serve,set-tls,fault,status,...}          the simulated cluster
+cucm-directory-exporter healthcheck                          GET /-/healthy (container check)
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ DEFAULT_LISTEN = ":10027"
 
 
 # Paths the HTTP app serves besides the metrics: the telemetry path must not hide one.
-RESERVED_PATHS = ("/", "/probe", "/-/healthy", "/-/ready", "/-/reload")
+RESERVED_PATHS = ("/", "/probe", "/runbook", "/-/healthy", "/-/ready", "/-/reload")
 
 COMMANDS = {
     "run": "run the exporter (the default: its flags may be given without the word run)",
     "check": "probe every node once and print a change-window report (exit 0, 1, 2 or 3)",
     "demo": "start the simulated CUCM lab on loopback and the exporter against it",
     "lab": "run or steer the simulated CUCM lab (see: lab --help)",
+    "healthcheck": "GET /-/healthy from the running exporter, following its flags; exit 0 or 1",
 }
 
 
@@ -113,6 +115,40 @@ def _command_parser() -> argparse.ArgumentParser:
 
     # Dispatched before parsing (it has its own parser); listed here for --help.
     commands.add_parser("lab", help=COMMANDS["lab"], add_help=False)
+
+    health = commands.add_parser(
+        "healthcheck",
+        help=COMMANDS["healthcheck"],
+        description="GET /-/healthy from the running exporter (the container's HEALTHCHECK). "
+        "Unless given here, the listen address and web config come from the command line of "
+        "process --pid, so the check follows the exporter's --web.listen-address and TLS.",
+    )
+    health.add_argument(
+        "--pid",
+        type=int,
+        default=1,
+        help="the exporter's process, whose flags are read from /proc (default %(default)s, "
+        "the container's entry point)",
+    )
+    health.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        type=_listen_address,
+        help="the exporter's listen address, instead of reading it from --pid",
+    )
+    health.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        help="the exporter's web config (TLS: https), instead of reading it from --pid",
+    )
+    health.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=4.0,
+        help="seconds to wait for the answer (default %(default)s)",
+    )
+    health.set_defaults(handler=_healthcheck)
     return parser
 
 
@@ -245,6 +281,27 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config_file}: OK ({len(config.clusters)} clusters, {nodes} nodes)")
         return 0
     return asyncio.run(run_daemon(config, args.config_file, serving))
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    from exporter.healthcheck import HealthTarget, check_health, target_of_process
+
+    if args.listen is not None:
+        target = HealthTarget(args.listen, args.web_config_file)
+    else:
+        try:
+            target = target_of_process(args.pid)
+        except (OSError, ValueError) as error:
+            print(f"healthcheck: cannot read the flags of process {args.pid}: {error}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        if args.web_config_file is not None:
+            target = HealthTarget(target.listen, args.web_config_file)
+    problem = check_health(target, args.timeout)
+    if problem is not None:
+        print(f"healthcheck: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _print_config_error(path: Path, error: ConfigError) -> None:

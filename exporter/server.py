@@ -18,6 +18,7 @@ from exporter.basicauth import BasicAuth, TooBusy
 from exporter.metrics.exposition import Body
 from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
 from exporter.results import ProbeRun
+from exporter.runbook import runbook_html
 from exporter.store import ResultStore
 from exporter.webconfig import WebConfig
 
@@ -117,6 +118,7 @@ class ExporterApp:
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.readiness)
         app.router.add_post("/-/reload", self.reload)
+        app.router.add_get("/runbook", self.runbook)  # where the alerts' runbook links lead
         if self._prober is not None:
             app.router.add_get("/probe", self.probe)
             # Stopping the server releases what on-demand probes hold on this loop.
@@ -151,6 +153,9 @@ class ExporterApp:
     async def _close_prober(self, app: web.Application) -> None:
         if self._prober is not None:
             await self._prober.aclose()
+
+    async def runbook(self, request: web.Request) -> web.Response:
+        return web.Response(text=runbook_html(), content_type="text/html")
 
     async def healthy(self, request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")
@@ -212,6 +217,7 @@ td, th {{ padding: .2em .8em; border-bottom: 1px solid #ddd; }}
 <ul>
 <li><a href="{metrics}">Metrics</a></li>
 <li><a href="-/healthy">Health</a> &middot; <a href="-/ready">Readiness</a></li>
+<li><a href="runbook">Runbook</a> (what each alert means and what to do)</li>
 </ul>
 <h2>Targets</h2>
 <table>

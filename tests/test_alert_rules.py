@@ -29,8 +29,12 @@ RULES = ROOT / "config" / "prometheus" / "cucm-directory-exporter.rules.yml"
 RULE_TESTS = ROOT / "config" / "prometheus" / "cucm-directory-exporter.rules.test.yml"
 ALERTMANAGER_CONFIG = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
+# The base URL: Prometheus' external label cucm_runbook_base_url, else the scraped exporter's
+# own /runbook page; then the section's anchor.
 RUNBOOK_URL = (
-    "https://github.com/cucm-directory-exporter/cucm-directory-exporter/blob/main/docs/runbook.md#"
+    "{{ with $externalLabels.cucm_runbook_base_url }}{{ . }}{{ else }}"
+    '{{ with query "cucm_exporter_build_info{job=\\"cucm-directory-exporter\\"}" }}'
+    "http://{{ (. | first).Labels.instance }}/runbook{{ end }}{{ end }}#"
 )
 JOB = "cucm-directory-exporter"
 
@@ -168,6 +172,7 @@ def test_rules_use_only_the_exporters_metrics() -> None:
     for rule in rules:
         texts = [str(rule["expr"]), *(str(v) for v in rule.get("annotations", {}).values())]
         for text in texts:
+            text = re.sub(r"\$externalLabels\.\w+", "", text)  # a label of Prometheus' own
             used.update(_METRIC.findall(text))
             used_recorded.update(_RECORDED.findall(text))
     assert used, "no cucm_ metric found: the pattern is broken"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -210,3 +211,24 @@ async def test_phones_at_risk_follow_the_node_tls_policy(lab: Lab) -> None:
     finally:
         lab.set_tls_policy("cucm-pub", "1.0")
         await runner.aclose()
+
+
+def test_the_probe_intervals_follow_the_configuration() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from exporter.config import parse_config
+
+    config = parse_config(
+        "probes: {tls: {interval: 45s, timeout: 20s}, snmp: {enabled: false}}\n"
+        "clusters: [{name: c, nodes: [{name: n, host: h}]}]",
+        base_dir=Path.cwd(),
+    )
+    exposition = generate_latest(registry_for(ResultStore(), ExporterState(config, 0.0)))
+    promtool_check_metrics(exposition)
+    intervals = {
+        sample.labels["probe"]: sample.value
+        for family in text_string_to_metric_families(exposition.decode())
+        for sample in family.samples
+        if sample.name == "cucm_exporter_probe_interval_seconds"
+    }
+    assert intervals == {"tls": 45.0, "directory": 60.0}  # snmp is off: no interval, no guess

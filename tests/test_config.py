@@ -208,9 +208,9 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """
     copy = tmp_path / "example.yml"
     shutil.copyfile(EXAMPLE, copy)
+    write(tmp_path / "secrets" / "snmp-community", EXAMPLE_COMMUNITY + "\n")
     write(tmp_path / "secrets" / "snmp-auth-password", EXAMPLE_AUTH + "\n")
     write(tmp_path / "secrets" / "snmp-priv-password", EXAMPLE_PRIV + "\n")
-    monkeypatch.setenv("CUCM_SNMP_COMMUNITY", EXAMPLE_COMMUNITY)
     return copy
 
 
@@ -415,14 +415,28 @@ def test_example_documents_every_field() -> None:
     assert missing == []
 
 
-def test_example_without_its_secrets(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CUCM_SNMP_COMMUNITY")
+def test_example_without_its_secrets(example: Path) -> None:
+    (example.parent / "secrets" / "snmp-community").unlink()
     (example.parent / "secrets" / "snmp-priv-password").unlink()
     assert problems_of(example) == (
-        "clusters[0].snmp.community: environment variable CUCM_SNMP_COMMUNITY is not set",
+        f"clusters[0].snmp.community_file: cannot read "
+        f"{example.parent}/secrets/snmp-community: No such file or directory",
         f"clusters[1].snmp.priv_password_file: cannot read "
         f"{example.parent}/secrets/snmp-priv-password: No such file or directory",
     )
+
+
+def test_the_example_passes_the_check_as_shipped() -> None:
+    """From a fresh clone, no variable set, no file written: the placeholders under
+    config/secrets/ are what it reads (the autouse fixture unsets CUCM_SNMP_COMMUNITY)."""
+    result = run_check(EXAMPLE)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"{EXAMPLE}: OK (2 clusters, 4 nodes)\n"
+    config = load_config(EXAMPLE)
+    assert config.clusters[0].snmp is not None
+    community = config.clusters[0].snmp.community_value
+    assert community is not None
+    assert community.get_secret_value().startswith("replace-me-")
 
 
 # --- defaults ----------------------------------------------------------------------------

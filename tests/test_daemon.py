@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -206,3 +207,44 @@ def test_sigterm_stops_cleanly(daemon: Daemon) -> None:
     log = daemon.log_file.read_text()
     assert "Traceback" not in log, log[-3000:]
     assert 'msg="shutting down"' in log
+
+
+def test_the_healthcheck_reads_the_daemons_flags(daemon: Daemon) -> None:
+    """Plain HTTP on a port other than 10027: found from /proc/PID/cmdline alone."""
+    from tests.test_deploy import healthcheck_command
+
+    # The Dockerfile's HEALTHCHECK, told the daemon's PID instead of the container's PID 1.
+    command = [sys.executable, "-m", "exporter", *healthcheck_command()[1:]]
+    result = subprocess.run(
+        [*command, "--pid", str(daemon.process.pid)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    daemon.process.send_signal(signal.SIGSTOP)  # alive but not answering: unhealthy
+    try:
+        stopped = subprocess.run(
+            [sys.executable, "-m", "exporter", "healthcheck", "--pid", str(daemon.process.pid),
+             "--timeout", "1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )  # fmt: skip
+    finally:
+        daemon.process.send_signal(signal.SIGCONT)
+    assert stopped.returncode == 1
+    assert "timed out" in stopped.stderr
+
+
+def test_the_runbook_page_is_served(daemon: Daemon) -> None:
+    """Where the alerts link when cucm_runbook_base_url is not set: http://<instance>/runbook."""
+    status, body = daemon.get("/runbook")
+    assert status == 200
+    page = body.decode()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<h2 id="cucmprobestale">CucmProbeStale</h2>' in page
+    _, landing = daemon.get("/")
+    assert b'<a href="runbook">Runbook</a>' in landing

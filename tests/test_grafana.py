@@ -88,6 +88,7 @@ TLS_RESULTS = frozenset(
 # What Grafana would put in place of each template variable; any other `$name` fails.
 SUBSTITUTIONS = {
     "cluster": "x",
+    "job": "x",
     "node": "x",
     "datasource": "x",
     "__rate_interval": "5m",
@@ -432,3 +433,54 @@ def test_provisioned_dashboards() -> None:
     assert provider["name"]
     assert provider["options"]["path"].startswith("/var/lib/grafana/dashboards")
     assert "grafana/dashboards" in raw, "say how to mount the repository's dashboards"
+
+
+# --- several jobs, All clusters, runbook links ------------------------------------------------
+
+_SELECTOR = re.compile(r"\b(cucm_[a-zA-Z0-9_]+)(\{[^}]*\})?")
+
+
+def test_the_cluster_variable_offers_all_and_several() -> None:
+    for uid in sorted(DASHBOARD_FILES):
+        cluster = variables(load(uid))["cluster"]
+        assert (cluster["includeAll"], cluster["multi"]) == (True, True), uid
+        for where, expr in expressions(load(uid)):
+            # Several values arrive as a regular expression: only =~ matches them.
+            assert 'cluster="$cluster"' not in expr.replace(" ", ""), (uid, where)
+
+
+def test_every_query_reads_one_job(dashboard: Json) -> None:
+    """A /probe job beside the scheduled one has the same series under another job: every
+    selector names the chosen job, the scheduled exporter's by default, so no sum counts a
+    node twice (the rules read job="cucm-directory-exporter" alike)."""
+    job = variables(dashboard)["job"]
+    assert job["current"]["value"] == "cucm-directory-exporter"
+    assert (job["includeAll"], job["multi"]) == (False, False)
+    unfiltered = [
+        (where, match.group(0))
+        for where, expr in expressions(dashboard)
+        if where != "variable job"
+        for match in _SELECTOR.finditer(expr)
+        if 'job="$job"' not in (match.group(2) or "")
+    ]
+    assert unfiltered == []
+
+
+def test_every_panel_links_its_runbook_section(dashboard: Json) -> None:
+    from tests.test_alert_rules import _runbook_anchors
+
+    runbook = variables(dashboard)["runbook"]
+    assert runbook["type"] == "textbox"
+    assert runbook["query"] == "http://localhost:10027/runbook"  # the compose stack's exporter
+    anchors = _runbook_anchors()
+    sections = set()
+    for panel in all_panels(dashboard):
+        if panel["type"] == "row":
+            continue
+        links = [link for link in panel.get("links", []) if link["url"].startswith("${runbook}")]
+        assert len(links) == 1, f"panel {panel['title']!r}: no runbook link"
+        base, _, section = links[0]["url"].partition("#")
+        assert base == "${runbook}"
+        assert not section or section in anchors, f"{panel['title']!r}: no section #{section}"
+        sections.add(section)
+    assert len(sections) >= 5  # the panels lead to the alerts they are about, not all to the top

@@ -16,5 +16,6 @@ def test_the_contract_of_design_md_is_exposed() -> None:
         "cucm_node_registered_phones", "cucm_node_boot_time_seconds", "cucm_probe_success",
         "cucm_probe_duration_seconds", "cucm_probe_last_run_timestamp_seconds",
         "cucm_exporter_build_info", "cucm_exporter_config_last_reload_successful",
+        "cucm_exporter_probe_interval_seconds",
     }  # fmt: skip
     assert contract - exposed_metrics() == set()

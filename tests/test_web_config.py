@@ -209,3 +209,40 @@ def test_a_bad_web_config_stops_the_start(
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert "plaintext" not in result.stderr
+
+
+def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "healthcheck", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_healthcheck_follows_the_daemons_listen_address_and_tls(secured: Running) -> None:
+    """What the image's HEALTHCHECK runs: the flags come from the exporter's command line."""
+    followed = healthcheck("--pid", str(secured.process.pid))
+    assert (followed.returncode, followed.stderr) == (0, "")
+    # Told the same address without the web config, it speaks plain HTTP to a TLS port: not
+    # healthy, in one line. So the check above really went over TLS.
+    plain = healthcheck("--web.listen-address", f"127.0.0.1:{secured.port}")
+    assert plain.returncode == 1
+    assert plain.stderr.startswith(f"healthcheck: http://127.0.0.1:{secured.port}/-/healthy: ")
+    assert len(plain.stderr.splitlines()) == 1
+    given = healthcheck(
+        "--web.listen-address", f"127.0.0.1:{secured.port}", "--web.config.file", str(secured.web)
+    )
+    assert (given.returncode, given.stderr) == (0, "")
+
+
+def test_the_healthcheck_reports_a_dead_exporter_in_one_line() -> None:
+    from exporter.lab.tls import unused_port
+
+    port = unused_port()
+    result = healthcheck("--web.listen-address", f"127.0.0.1:{port}", "--timeout", "2")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"healthcheck: http://127.0.0.1:{port}/-/healthy: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr

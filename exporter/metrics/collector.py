@@ -101,8 +101,12 @@ class CucmCollector(Collector):
     def self_families(self) -> Iterator[Metric]:
         """The exporter's own state: cheap, and different on every scrape."""
         config = self._state.config
-        enabled = [name for name, spec in self._specs.items() if spec.enabled(config)]
-        return self_families(self._state, self._store.skipped(), enabled)
+        intervals = {
+            name: float(spec.settings(config).interval)
+            for name, spec in self._specs.items()
+            if spec.enabled(config)
+        }
+        return self_families(self._state, self._store.skipped(), intervals)
 
     def _run_families(self, run: ProbeRun) -> list[Metric]:
         return target_families((run,), (), self._freshness)

@@ -3,13 +3,14 @@
 cucm_exporter_build_info{version="0.1.0",python_version="3.11.7"} 1.0
 cucm_exporter_probe_runs_skipped_total{probe="snmp"} 0.0
 cucm_exporter_config_last_reload_successful 1.0
+cucm_exporter_probe_interval_seconds{probe="tls"} 60.0
 """
 
 from __future__ import annotations
 
 import asyncio
 import platform
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -20,10 +21,11 @@ __all__ = ["self_families"]
 
 
 def self_families(
-    state: ExporterState, skipped: Mapping[str, int], enabled: Iterable[str]
+    state: ExporterState, skipped: Mapping[str, int], intervals: Mapping[str, float]
 ) -> Iterator[Metric]:
-    """`skipped`: runs skipped per probe since start; `enabled`: the probes the running
-    configuration schedules, exported at zero from the start so that rate() works."""
+    """`skipped`: runs skipped per probe since start; `intervals`: the probes the running
+    configuration schedules and their intervals (their skip counters are exported at zero from
+    the start so that rate() works)."""
     build = GaugeMetricFamily(
         "cucm_exporter_build_info",
         "A metric with a constant '1' value labeled by the exporter's version and the "
@@ -44,9 +46,19 @@ def self_families(
         "is not keeping up.",
         labels=["probe"],
     )
-    for probe in sorted(set(enabled) | set(skipped)):
+    for probe in sorted(set(intervals) | set(skipped)):
         counter.add_metric([probe], float(skipped.get(probe, 0)))
     yield counter
+    # Staleness alerts compare a run's age with this, so they follow the configuration.
+    interval = GaugeMetricFamily(
+        "cucm_exporter_probe_interval_seconds",
+        "Seconds between two scheduled runs of the probe against the same node "
+        "(probes.<probe>.interval); absent for a probe that is not enabled.",
+        labels=["probe"],
+    )
+    for probe, seconds in sorted(intervals.items()):
+        interval.add_metric([probe], seconds)
+    yield interval
     yield GaugeMetricFamily(
         "cucm_exporter_config_last_reload_successful",
         "1 if the last configuration (re)load succeeded; 0 means the previous config runs on.",
