@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "exporter.webconfig": 2,
     "exporter.state": 2,
     "exporter.store": 2,
+    "exporter.probes.headcap": 2,
     "exporter.probes.phonexml": 2,
     "exporter.probes.snmp": 2,
     "exporter.probes.tls": 2,
