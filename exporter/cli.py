@@ -20,6 +20,7 @@ from typing import NoReturn
 from exporter.check import run_check
 from exporter.config import ConfigError, load_config
 from exporter.daemon import EXIT_CONFIG, Serving, run_daemon, web_config_of
+from exporter.frontdoor import FrontDoorLimits
 from exporter.logsetup import setup_logging
 from exporter.report.model import WhatIf
 from exporter.results import TlsVersion
@@ -208,6 +209,30 @@ def _serving_flags(parser: argparse.ArgumentParser, listen: str = DEFAULT_LISTEN
         help="enable reload over HTTP (POST /-/reload), as Prometheus' flag does; "
         "SIGHUP reloads either way",
     )
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_connection_count,
+        default=FrontDoorLimits.max_connections,
+        help="most HTTP connections held at once, as Prometheus' flag; lowered to keep file "
+        "descriptors for the probes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--web.read-header-timeout",
+        dest="head_timeout",
+        type=_positive_seconds,
+        default=FrontDoorLimits.head_timeout,
+        help="seconds a new connection has to send its request head (and finish TLS) "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--web.write-timeout",
+        dest="write_timeout",
+        type=_positive_seconds,
+        default=FrontDoorLimits.write_timeout,
+        help="seconds a client may leave the answer unread before it is cut off "
+        "(default %(default)s)",
+    )
     _version_flag(parser)
 
 
@@ -252,6 +277,21 @@ def _telemetry_path(text: str) -> str:
     return text
 
 
+def _connection_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of connections, 1 or more")
+    return int(text)
+
+
+def _serving(args: argparse.Namespace) -> Serving:
+    limits = FrontDoorLimits(
+        head_timeout=args.head_timeout,
+        write_timeout=args.write_timeout,
+        max_connections=args.max_connections,
+    )
+    return Serving(args.listen, args.telemetry_path, args.web_config_file, args.lifecycle, limits)
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -263,7 +303,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    serving = Serving(args.listen, args.telemetry_path, args.web_config_file, args.lifecycle)
+    serving = _serving(args)
     setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
     try:
         config = load_config(args.config_file)
@@ -314,7 +354,7 @@ def _print_config_error(path: Path, error: ConfigError) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    serving = Serving(args.listen, args.telemetry_path, args.web_config_file, args.lifecycle)
+    serving = _serving(args)
     setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
     try:
         tls = web_config_of(serving).tls_server_config is not None

@@ -8,7 +8,7 @@ import signal
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -16,9 +16,17 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from exporter import __version__
 from exporter.config import ConfigError, ExporterConfig, load_config_async
+from exporter.frontdoor import (
+    AcceptErrorLimiter,
+    FrontDoor,
+    FrontDoorLimits,
+    MalformedRequestFilter,
+    raise_fd_limit,
+)
 from exporter.logsetup import get_logger
 from exporter.metrics.collector import CucmCollector
 from exporter.metrics.exposition import CachedExposition, MetricsBodies
+from exporter.metrics.frontdoor import FrontDoorCollector
 from exporter.ondemand import OnDemandProber
 from exporter.probes import BUILTIN_PROBES, ProbeRunner, ProbeSpec
 from exporter.results import ProbeRun
@@ -37,13 +45,14 @@ EXIT_CONFIG = 2
 
 @dataclass(frozen=True)
 class Serving:
-    """How the daemon serves HTTP: where, the metrics path, the web config file, and whether
-    POST /-/reload is on (--web.enable-lifecycle)."""
+    """How the daemon serves HTTP: where, the metrics path, the web config file, whether
+    POST /-/reload is on (--web.enable-lifecycle), and the front door's timeouts and cap."""
 
     listen: ListenAddress
     telemetry_path: str
     web_config_file: Path | None
     lifecycle: bool = False
+    limits: FrontDoorLimits = field(default_factory=FrontDoorLimits)
 
 
 def web_config_of(serving: Serving) -> WebConfig:
@@ -73,9 +82,13 @@ class Daemon:
         self._reloading = asyncio.Lock()
         self._store = ResultStore()
         self._state = ExporterState(config, time.time())
+        # Before the front door sizes its connection cap from it.
+        self._fd_limit = raise_fd_limit()
+        self._door = FrontDoor(serving.limits, fd_limit=self._fd_limit[0])
         process = CollectorRegistry()
         ProcessCollector(registry=process)
         PlatformCollector(registry=process)
+        process.register(FrontDoorCollector(self._door.counts))
         collector = CucmCollector(self._store, self._state, specs)
         self._scheduler = ProbeScheduler(
             self._store, ProbeRunner(specs, latest=self._store.snapshot)
@@ -101,7 +114,11 @@ class Daemon:
 
     async def start(self) -> None:
         """Listen, then schedule the probes; raises OSError when it cannot listen."""
-        self._runner = await serve(self.app.build(), self._serving.listen, self._ssl_context)
+        AcceptErrorLimiter().install(asyncio.get_running_loop())
+        MalformedRequestFilter(self._door).install()
+        self._runner = await serve(
+            self.app.build(), self._serving.listen, self._ssl_context, self._door
+        )
         self._scheduler.start(self._config)
         self.app.ready = True
         listen = self._serving.listen
@@ -110,6 +127,8 @@ class Daemon:
             "listening",
             address=f"{scheme}://{listen.host or '*'}:{self.port}{self._serving.telemetry_path}",
             tls=self._ssl_context is not None,
+            open_files_limit=self._fd_limit[0],
+            max_connections=self._door.connection_limit,
         )
 
     async def reload(self) -> str | None:

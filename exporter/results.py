@@ -236,7 +236,10 @@ class DirectoryOutcome(enum.Enum):
     HTTP_ERROR = "http_error"  # a non-200 status, or the server dropped the exchange
     BAD_CONTENT = "bad_content"  # not the expected CiscoIPPhone XML, unsafe XML, too large
     NEXT_HOP_NOT_HTTP = "next_hop_not_http"  # an embedded URL leaves HTTP/8080
+    NEXT_HOP_NOT_HTTPS = "next_hop_not_https"  # an HTTPS route's page sends us off HTTPS
+    NEXT_HOP_OFF_NODE = "next_hop_off_node"  # an embedded URL names another host or port
     EMPTY_RESULT = "empty_result"  # the canary search found fewer entries than expected
+    PROBE_ERROR = "probe_error"  # our side failed (out of file descriptors...): no verdict
 
     @property
     def node_answered(self) -> bool:
@@ -245,7 +248,12 @@ class DirectoryOutcome(enum.Enum):
 
 
 _UNANSWERED = frozenset(
-    {DirectoryOutcome.DNS_ERROR, DirectoryOutcome.REFUSED, DirectoryOutcome.TIMEOUT}
+    {
+        DirectoryOutcome.DNS_ERROR,
+        DirectoryOutcome.REFUSED,
+        DirectoryOutcome.TIMEOUT,
+        DirectoryOutcome.PROBE_ERROR,
+    }
 )
 
 
@@ -272,8 +280,11 @@ class RouteResult:
         """False when the node itself could not be reached (so no verdict on the service).
 
         A timeout or DNS failure on a later step is about what the pages say or how the node
-        behaves (an unresolvable next hop, a stalled search), so it is a verdict.
+        behaves (an unresolvable next hop, a stalled search), so it is a verdict. Our own
+        failure (probe_error) is never one.
         """
+        if self.outcome is DirectoryOutcome.PROBE_ERROR:
+            return False
         return self.outcome.node_answered or self.failed_step not in (
             DirectoryStep.TVS,
             DirectoryStep.MENU,

@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import payload, web
+from aiohttp.abc import AbstractStreamWriter
 from prometheus_client.exposition import choose_encoder, generate_latest
 
 from exporter import __version__
 from exporter.basicauth import BasicAuth, TooBusy
-from exporter.metrics.exposition import Body
+from exporter.frontdoor import FrontDoor, FrontDoorSite
+from exporter.metrics.exposition import Body, negotiated_format
 from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
 from exporter.results import ProbeRun
 from exporter.runbook import runbook_html
@@ -132,7 +134,7 @@ class ExporterApp:
         headers = {"Content-Type": body.content_type, "Vary": "Accept-Encoding"}
         if body.gzipped:
             headers["Content-Encoding"] = "gzip"
-        return web.Response(body=body.content, headers=headers)
+        return web.Response(body=_SlicedBody(body.content, body.content_type), headers=headers)
 
     async def probe(self, request: web.Request) -> web.Response:
         """Probe one target now (blackbox style); 400 with a one-line reason for a bad request."""
@@ -147,7 +149,7 @@ class ExporterApp:
         if wanted.debug:
             exposition = generate_latest(result.registry).decode()
             return web.Response(text=render_debug(result, self._prober, exposition))
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        encoder, content_type = choose_encoder(negotiated_format(request.headers.get("Accept", "")))
         return web.Response(body=encoder(result.registry), headers={"Content-Type": content_type})
 
     async def _close_prober(self, app: web.Application) -> None:
@@ -246,6 +248,34 @@ _PROBE_FORM = """<h2>Probe now</h2>
 """
 
 
+_SLICE = 64 * 1024
+
+
+class _SlicedBody(payload.Payload):
+    """The (shared, cached) body, written a slice at a time, each waiting for the client to
+    drain: one that does not read holds a slice of it, not a copy (and the front door's write
+    timeout ends it), where one write of the whole body copies all of it into the transport."""
+
+    _value: bytes
+
+    def __init__(self, content: bytes, content_type: str) -> None:
+        super().__init__(content, content_type=content_type)
+        self._size = len(content)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._value.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        view = memoryview(self._value)[:content_length]
+        for start in range(0, len(view), _SLICE):
+            await writer.write(view[start : start + _SLICE])
+
+
 def _basic_credentials(header: str) -> tuple[str, str] | None:
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
@@ -278,11 +308,15 @@ def _cross_site(request: web.Request) -> str | None:
 
 
 async def serve(
-    app: web.Application, address: ListenAddress, ssl_context: ssl.SSLContext | None = None
+    app: web.Application,
+    address: ListenAddress,
+    ssl_context: ssl.SSLContext | None = None,
+    door: FrontDoor | None = None,
 ) -> web.AppRunner:
-    """Start listening; the caller owns the runner and calls `cleanup()` to stop."""
+    """Start listening behind `door` (exporter/frontdoor.py: timeouts and a connection cap);
+    the caller owns the runner and calls `cleanup()` to stop."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port, ssl_context=ssl_context)
+    site = FrontDoorSite(runner, door or FrontDoor(), address.host, address.port, ssl_context)
     await site.start()
     return runner

@@ -125,7 +125,6 @@ async def test_a_legacy_limit_of_tls_1_1_passes_a_1_1_node(healthy: Lab) -> None
         (DirectoryFault.EXTERNAL_ENTITY, Outcome.BAD_CONTENT, DirectoryStep.MENU, 200),
         (DirectoryFault.OVERSIZED, Outcome.BAD_CONTENT, DirectoryStep.MENU, 200),
         (DirectoryFault.EMPTY_RESULT, Outcome.EMPTY_RESULT, DirectoryStep.SEARCH, 200),
-        (DirectoryFault.NEXT_HOP_UNRESOLVABLE, Outcome.DNS_ERROR, DirectoryStep.INPUT, 200),
     ],
 )
 async def test_every_fault_maps_to_its_class_on_every_route(
@@ -141,6 +140,24 @@ async def test_every_fault_maps_to_its_class_on_every_route(
             route.route,
             route.detail,
         )
+
+
+async def test_an_unresolvable_next_hop_is_off_node_or_a_dns_error_when_allowed(
+    healthy: Lab,
+) -> None:
+    healthy.set_directory_fault("node", DirectoryFault.NEXT_HOP_UNRESOLVABLE)
+    for route in (await walk(healthy)).values():
+        assert (route.outcome, route.failed_step, route.status_code) == (
+            Outcome.NEXT_HOP_OFF_NODE,
+            DirectoryStep.INPUT,
+            200,
+        ), (route.route, route.detail)
+    for route in (await walk(healthy, allow_off_node_next_hops=True)).values():
+        assert (route.outcome, route.failed_step, route.status_code) == (
+            Outcome.DNS_ERROR,
+            DirectoryStep.INPUT,
+            200,
+        ), (route.route, route.detail)
 
 
 async def test_a_next_hop_to_https_breaks_only_the_http_route(healthy: Lab) -> None:

@@ -119,6 +119,8 @@ class DirectoryProbeConfig(ScheduledProbeConfig):
     max_pages: int = Field(default=3, ge=1, le=100)
     max_response_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     legacy_max_version: ConfiguredTlsVersion = TlsVersion.TLS1_0
+    # Follow page URLs naming another host or port (a page could send us anywhere: SSRF).
+    allow_off_node_next_hops: bool = False
 
     @field_validator("routes")
     @classmethod

@@ -32,7 +32,14 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from exporter.metrics.collector import CucmCollector, Segment
 from exporter.state import ExporterState
 
-__all__ = ["Body", "CachedExposition", "MetricsBodies", "RegistryBodies", "accepts_gzip"]
+__all__ = [
+    "Body",
+    "CachedExposition",
+    "MetricsBodies",
+    "RegistryBodies",
+    "accepts_gzip",
+    "negotiated_format",
+]
 
 _EOF = "# EOF\n"  # OpenMetrics ends with it; the pieces we stitch must not
 GZIP_LEVEL = 1
@@ -195,9 +202,9 @@ class MetricsBodies:
     _held: dict[tuple[str, bool], _Held] = field(default_factory=dict, init=False)
 
     def body(self, accept: str, accept_encoding: str) -> Body:
-        _, content_type = choose_encoder(accept)
+        accept = negotiated_format(accept)
         compress = accepts_gzip(accept_encoding)
-        key = (content_type, compress)  # two formats x two encodings: four bodies at most
+        key = (accept, compress)  # nine formats at most, two encodings
         shown = _Shown.of(self.state)
         held = self._held.get(key)
         if (
@@ -225,8 +232,37 @@ class RegistryBodies:
     registry: CollectorRegistry
 
     def body(self, accept: str, accept_encoding: str) -> Body:
-        encoder, content_type = choose_encoder(accept)
+        encoder, content_type = choose_encoder(negotiated_format(accept))
         return _body(encoder(self.registry), content_type, accepts_gzip(accept_encoding))
+
+
+def negotiated_format(accept: str) -> str:
+    """The format a client asking `accept` gets, as one of a handful of canonical Accept
+    values: what the body caches and the per-format templates are keyed on.
+
+    prometheus_client echoes the version it is asked for into the content type (`version=1.2.7`
+    gives `version=1.2.7`), so keying on its answer let a client force a rendering per request
+    (and a template per made-up version). The text is the same for every 1.x version; the
+    escaping scheme is one of four.
+    """
+    try:
+        _, content_type = choose_encoder(accept)
+    except (TypeError, ValueError):  # `version=abc`: the library compares a str with ints
+        return ""
+    media, _, parameters = content_type.partition(";")
+    escaping = next(
+        (
+            value.strip()
+            for key, _, value in (p.partition("=") for p in parameters.split(";"))
+            if key.strip() == "escaping"
+        ),
+        None,
+    )
+    if media == "application/openmetrics-text":
+        return f"{media}; version=1.0.0; escaping={escaping or 'underscores'}"
+    if escaping is not None:  # text/plain; version=1.0.0 (UTF-8 names)
+        return f"{media}; version=1.0.0; escaping={escaping}"
+    return ""  # the classic text format, 0.0.4
 
 
 def _body(content: bytes, content_type: str, compress: bool) -> Body:

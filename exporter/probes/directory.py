@@ -24,6 +24,7 @@ import httpx
 
 from exporter import __version__
 from exporter.config import DirectoryProbeConfig, NodeConfig
+from exporter.probes.headcap import HeadCappedTransport
 from exporter.probes.phonexml import PhoneXmlError, parse_directory, parse_input, parse_menu
 from exporter.probes.tls import Connector, classify, describe, legacy_capable_context, open_tls
 from exporter.results import (
@@ -60,7 +61,8 @@ def _route_context(route: DirectoryRoute, legacy_max: TlsVersion) -> ssl.SSLCont
 
 def new_client(route: DirectoryRoute, settings: DirectoryProbeConfig) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        verify=_route_context(route, settings.legacy_max_version),
+        # Bounds endless `100 Continue` answers (exporter/probes/headcap.py).
+        transport=HeadCappedTransport(verify=_route_context(route, settings.legacy_max_version)),
         timeout=httpx.Timeout(settings.request_timeout),
         follow_redirects=False,  # a phone does not follow them either
         trust_env=False,
@@ -210,20 +212,47 @@ class _RouteWalk:
         self._tls_version = TlsVersion.from_openssl(facts.version)
 
     async def _next_hop(self, url: str, query: str | None = None) -> str:
-        """Check an embedded URL as the phone would meet it, and map it to where to connect."""
-        parts = urlsplit(url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
-        if self._route is DirectoryRoute.HTTP and (
-            parts.scheme != "http" or port not in (HTTP_PORT, self._port())
-        ):
+        """Check an embedded URL as the phone would meet it, and map it to where to connect.
+
+        Only this node is followed (unless `allow_off_node_next_hops`): a page that names
+        another host or port would otherwise have us fetch whatever it points at (SSRF), and
+        an HTTPS route never continues over anything but HTTPS.
+        """
+        try:
+            parts = urlsplit(url)
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+        except ValueError as error:  # port 99999, an unclosed "[", ...
             raise _StepFailed(
-                DirectoryOutcome.NEXT_HOP_NOT_HTTP,
-                f"the page sends the phone to {parts.scheme}://{parts.netloc}{parts.path}",
+                DirectoryOutcome.BAD_CONTENT, f"the page's URL {url[:100]!r} is invalid: {error}"
+            ) from None
+        where = f"{parts.scheme}://{parts.netloc}{parts.path}"[:200]
+        if not parts.scheme:
+            raise _StepFailed(
+                DirectoryOutcome.BAD_CONTENT, f"the page's URL {url[:100]!r} is not absolute"
+            )
+        if self._route is DirectoryRoute.HTTP:
+            if parts.scheme != "http" or port not in (HTTP_PORT, self._port()):
+                raise _StepFailed(
+                    DirectoryOutcome.NEXT_HOP_NOT_HTTP, f"the page sends the phone to {where}"
+                )
+        elif parts.scheme != "https":
+            raise _StepFailed(
+                DirectoryOutcome.NEXT_HOP_NOT_HTTPS,
+                f"the page sends the phone to {where}; not followed off HTTPS",
             )
         host = parts.hostname or ""
-        if host in self._own_names:
+        if not host:
+            raise _StepFailed(
+                DirectoryOutcome.BAD_CONTENT, f"the page's URL {url[:100]!r} names no host"
+            )
+        if host in self._own_names and port in (self._standard_port, self._port()):
             host = self._node.connect_address
             port = self._node.connect_port(port)
+        elif not self._settings.allow_off_node_next_hops:
+            raise _StepFailed(
+                DirectoryOutcome.NEXT_HOP_OFF_NODE,
+                f"the page sends the phone to {where}, not this node; not followed",
+            )
         else:
             await _resolve(host, port)
         return urlunsplit(
@@ -273,6 +302,8 @@ class _RouteWalk:
             raise _StepFailed(DirectoryOutcome.TIMEOUT, f"no complete answer from {url}") from None
         except httpx.HTTPError as error:
             raise _StepFailed(*_transport_failure(error)) from None
+        except httpx.InvalidURL as error:  # not an HTTPError: a URL httpx cannot send
+            raise _StepFailed(DirectoryOutcome.BAD_CONTENT, f"invalid URL: {error}") from None
 
     def _note_tls(self, response: httpx.Response) -> None:
         stream = response.extensions.get("network_stream")
@@ -302,6 +333,8 @@ def _tls_outcome(outcome: HandshakeOutcome) -> DirectoryOutcome:
         HandshakeOutcome.REFUSED: DirectoryOutcome.REFUSED,
         HandshakeOutcome.UNREACHABLE: DirectoryOutcome.REFUSED,
         HandshakeOutcome.DNS_ERROR: DirectoryOutcome.DNS_ERROR,
+        # Our own failure (EMFILE, a local OpenSSL refusal): no verdict on the node.
+        HandshakeOutcome.PROBE_ERROR: DirectoryOutcome.PROBE_ERROR,
     }.get(outcome, DirectoryOutcome.TLS_ERROR)
 
 

@@ -56,6 +56,10 @@ def _root(body: bytes, expected: str) -> Element:
         raise PhoneXmlError(f"refused unsafe XML: {type(error).__name__}") from None
     except ParseError as error:
         raise PhoneXmlError(f"not well-formed XML: {error}") from None
+    except (ValueError, LookupError) as error:
+        # expat refuses multi-byte declarations (Shift_JIS, EUC-JP, GB2312, Big5, UTF-7,
+        # UTF-32: ValueError) and unknown ones (LookupError): content the phone cannot read.
+        raise PhoneXmlError(f"unusable XML encoding: {str(error)[:80]}") from None
     if root.tag != expected:
         raise PhoneXmlError(f"expected {expected}, got {root.tag[:64]}")
     return root
