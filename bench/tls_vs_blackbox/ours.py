@@ -28,11 +28,19 @@ from pathlib import Path
 
 import yaml
 
+from bench.exporter_api import (
+    Deadline,
+    HandshakeOutcome,
+    NodeConfig,
+    TlsProbeConfig,
+    TlsProbeResult,
+    TlsVersion,
+    open_tls,
+    parse_config,
+    pinned_context,
+    probe_tls,
+)
 from bench.processes import Clock, profiled
-from exporter.config import NodeConfig, TlsProbeConfig, parse_config
-from exporter.probes.tls import open_tls, pinned_context, probe_tls
-from exporter.results import HandshakeOutcome, TlsProbeResult, TlsVersion
-from exporter.timing import Deadline
 
 HANDSHAKE_TIMEOUT = 5.0  # generous: a timeout here is a broken bench, not a data point
 MODES = ("open_tls", "probe_tls")
