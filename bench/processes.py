@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Self
 
 from bench.exporter_api import unused_port
@@ -128,13 +128,20 @@ class StoppedOnExit:
     def stop(self) -> None:
         raise NotImplementedError
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *failure: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a bench server listens, as it announced it."""
+
+    address: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"{self.address}:{self.port}"
 
 
 # --- servers that announce themselves on stdout --------------------------------------------

@@ -37,14 +37,7 @@ import aiohttp
 from bench.exporter_api import AgentFault, DirectoryFault, PortFault
 from bench.exposition import unlabelled
 from bench.labserver import LabInfo
-from bench.load_soak.common import (
-    MISSED,
-    OVERRAN,
-    SELF_METRICS,
-    add_lab_arguments,
-    daemon_at,
-    lab_and_daemon,
-)
+from bench.load_soak import common
 from bench.load_soak.control import TOMCAT, TVS, ControlError, LabControl, Node
 from bench.load_soak.scrape import scrape_once
 from bench.processes import Daemon, cpu_seconds, open_fds, peak_resident_bytes, resident_bytes
@@ -74,7 +67,7 @@ TRACKED = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_lab_arguments(parser, duration=3600.0, warmup=120.0)
+    common.add_lab_arguments(parser, duration=3600.0, warmup=120.0)
     parser.add_argument("--scrape-every", type=float, default=15.0, help="s between scrapes")
     parser.add_argument("--report-every", type=float, default=300.0, help="s between log lines")
     parser.add_argument("--flap-every", type=float, default=10.0, help="s between flaps")
@@ -279,7 +272,7 @@ async def soak(
                 scrape, body = await scrape_once(
                     session, f"{daemon.url}/metrics", args.scrape_timeout, origin
                 )
-                values = unlabelled(body, SELF_METRICS) if scrape.ok else {}
+                values = unlabelled(body, common.SELF_METRICS) if scrape.ok else {}
                 sample = {
                     "t": round(t, 2),
                     "wall": time.time(),
@@ -349,8 +342,8 @@ def finish(result: dict[str, Any], daemon: Daemon, args: argparse.Namespace) -> 
         "events": kinds,
         "control_errors": sum(not e["ok"] for e in events),
         "skipped_runs": result.get("skipped_runs_before_shutdown"),
-        "missed_runs": daemon.log_count(MISSED),
-        "overran": daemon.log_count(OVERRAN),
+        "missed_runs": daemon.log_count(common.MISSED),
+        "overran": daemon.log_count(common.OVERRAN),
         "tracebacks": daemon.log_count("Traceback"),
         "tracebacks_before_shutdown": result.get("tracebacks_before_shutdown", 0),
     }
@@ -401,9 +394,9 @@ def main(args: argparse.Namespace) -> int:
         "events": [],
     }
     write_json(path, result)
-    daemon = daemon_at(path.with_suffix(""))
+    daemon = common.daemon_at(path.with_suffix(""))
     try:
-        with lab_and_daemon(args, daemon, list_phones=True) as lab:
+        with common.lab_and_daemon(args, daemon, list_phones=True) as lab:
             result["lab_pid"], result["daemon_pid"] = lab.pid, daemon.pid
             result["daemon_log"] = str(daemon.log)
             print(

@@ -45,6 +45,7 @@ from bench.exporter_api import (
     SnmpProbeResult,
     SnmpSession,
 )
+from bench.options import driver_parser
 from bench.processes import Clock, profiled
 
 Oid = tuple[int, ...]
@@ -217,19 +218,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser = driver_parser(__doc__, "cProfile the first poll into FILE; slows it down a lot")
     parser.add_argument("--community", required=True)
     parser.add_argument("--max-repetitions", type=int, default=5)
     parser.add_argument(
         "--verify", action="store_true", help="only an untimed poll counting rows per column"
-    )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="FILE",
-        help="cProfile (CPU clock) the first poll into FILE; slows it down a lot",
     )
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(run(args))), flush=True)

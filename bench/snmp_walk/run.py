@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.options import Options, listed
 from bench.options import parser as options_parser
-from bench.processes import Announcing, cpu_seconds, exit_on_signals, run_driver
+from bench.processes import Announcing, Endpoint, cpu_seconds, exit_on_signals, run_driver
 from bench.report import RESULTS, ROOT, environment, loadavg, utc_stamp, write_json
 from bench.snmp_walk import netsnmp, profile
 from bench.snmp_walk.ours import COLUMNS
@@ -46,17 +46,11 @@ WALL_GOAL = 1.5  # our wall time at most 1.5x snmpbulkwalk's, at the default max
 
 
 @dataclass(frozen=True)
-class Agent:
-    address: str
-    port: int
+class Agent(Endpoint):
     community: str
     phones: int
     products: int
     pid: int
-
-    @property
-    def target(self) -> str:
-        return f"{self.address}:{self.port}"
 
 
 @dataclass(frozen=True)

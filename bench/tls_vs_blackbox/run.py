@@ -28,7 +28,7 @@ from bench.blackbox import Blackbox
 from bench.exporter_api import TlsVersion, open_tls, pinned_context
 from bench.options import Options, listed
 from bench.options import parser as options_parser
-from bench.processes import Announcing, exit_on_signals, run_driver
+from bench.processes import Announcing, Endpoint, exit_on_signals, run_driver
 from bench.report import RESULTS, ROOT, environment, utc_stamp, write_json
 from bench.table import table
 
@@ -45,16 +45,10 @@ ALL = "all"
 
 
 @dataclass(frozen=True)
-class Server:
-    address: str
-    port: int
+class Server(Endpoint):
     server_name: str
     min_version: str
     max_version: str
-
-    @property
-    def target(self) -> str:
-        return f"{self.address}:{self.port}"
 
 
 @dataclass(frozen=True)
