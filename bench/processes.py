@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import cProfile
 import ctypes
+import functools
+import http.client
 import json
 import os
 import resource
@@ -24,15 +26,17 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Self, TypeVar
+from types import FrameType
+from typing import Any, Self
 
+from bench.exporter_api import unused_port
+from bench.exposition import labelled_values
 from bench.report import ROOT
-from exporter.lab.tls import unused_port
 
 DAEMON = Path(sys.executable).with_name("cucm-directory-exporter")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -40,13 +44,20 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 STOP_TIMEOUT = 15.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
-Info = TypeVar("Info")
-
 
 def die_with_parent() -> None:
     """In the child before exec: SIGTERM when the benchmark goes away, however it goes."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_child(soft_nofile: int | None) -> None:
+    """In a service before exec: die with the benchmark, and with `soft_nofile` as its soft
+    RLIMIT_NOFILE if given (1024 is what systemd and a login shell hand a service)."""
+    die_with_parent()
+    if soft_nofile is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft_nofile, hard))
 
 
 def exit_on_signals() -> None:
@@ -73,11 +84,6 @@ def stop(process: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
 
 
 # --- readings from /proc -------------------------------------------------------------------
-
-
-def loadavg() -> str:
-    """/proc/loadavg's first three fields: other sessions share this machine."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -122,13 +128,20 @@ class StoppedOnExit:
     def stop(self) -> None:
         raise NotImplementedError
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *failure: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a bench server listens, as it announced it."""
+
+    address: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"{self.address}:{self.port}"
 
 
 # --- servers that announce themselves on stdout --------------------------------------------
@@ -220,17 +233,6 @@ class Announcing(StoppedOnExit):
             self._process.stdout.close()
 
 
-@contextlib.contextmanager
-def lab_process(
-    module: str, options: Sequence[str], info: Callable[..., Info], start_timeout: float
-) -> Iterator[Info]:
-    """`python -m <module> <options>`, a lab server (see bench/labserver.py), as `info`: its
-    announcement with `config` (the exporter config it wrote) as a Path, and its pid."""
-    with Announcing([sys.executable, "-m", module, *options], start_timeout) as lab:
-        announced = {**lab.announcement, "config": Path(lab.announcement["config"])}
-        yield info(pid=lab.pid, **announced)
-
-
 # --- Prometheus-style servers: the daemon, blackbox_exporter --------------------------------
 
 
@@ -244,6 +246,7 @@ class Service(StoppedOnExit):
 
     name = "the service"
     ready_path = "/-/ready"
+    soft_nofile: int | None = None  # the soft RLIMIT_NOFILE it starts with (None: ours)
     ready_timeout = 60.0
     ready_pause = 0.1
     stop_timeout = STOP_TIMEOUT
@@ -285,7 +288,7 @@ class Service(StoppedOnExit):
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
+                preexec_fn=functools.partial(start_child, self.soft_nofile),
             )
         try:
             self._wait_ready()
@@ -303,12 +306,15 @@ class Service(StoppedOnExit):
         while time.monotonic() < deadline:
             if not self.running():
                 raise RuntimeError(f"{self.name} exited early; see {self.log}")
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=5) as response,
-            ):
-                if response.status == 200:
+            try:
+                with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=5) as answer:
+                    if answer.status == 200:
+                        return
+            except urllib.error.HTTPError as error:
+                if error.code == 401:  # up, behind a password (a web config's basic auth)
                     return
+            except OSError:
+                pass  # not listening yet
             time.sleep(self.ready_pause)
         raise TimeoutError(
             f"{self.name} was not ready after {self.ready_timeout:g}s; see {self.log}"
@@ -322,36 +328,61 @@ class Service(StoppedOnExit):
 
 
 class Daemon(Service):
-    """`cucm-directory-exporter --config.file ...` on a loopback port, logging to a file.
-
-    `command` replaces the executable, e.g. with `python -m bench.scale.experiment ...` for an
-    experiment that patches the exporter before running it; `options` go after the two flags.
-    """
+    """`cucm-directory-exporter --config.file ...` on a loopback port, logging to a file at
+    `log_level`; with what the benchmarks read from it: scrapes, CPU, memory, idleness."""
 
     name = "the daemon"
 
     def __init__(
-        self,
-        config: Path,
-        log: Path,
-        command: Sequence[str] | None = None,
-        options: Sequence[str] = (),
+        self, config: Path, log: Path, log_level: str = "info", options: Sequence[str] = ()
     ) -> None:
-        super().__init__(command or [str(DAEMON)], config, log, options)
+        super().__init__([str(DAEMON)], config, log, [f"--log.level={log_level}", *options])
+
+    def get(
+        self, path: str, accept: str | None = None, accept_encoding: str | None = None
+    ) -> tuple[int, bytes]:
+        """One GET on a fresh connection (as a Prometheus scrape after a restart would); the
+        body as it came over the wire (gzipped if `accept_encoding` asked for it)."""
+        headers = {"Accept": accept or "", "Accept-Encoding": accept_encoding or ""}
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            connection.request("GET", path, headers={k: v for k, v in headers.items() if v})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def memory_mb(self) -> dict[str, float]:
+        return memory_mb(self.pid)
 
     def skipped_runs(self) -> int:
         """Probe runs the daemon has skipped since it started (a run came due while the
         previous one of its node still ran or waited for a slot): the sum of its
         cucm_exporter_probe_runs_skipped_total. One scrape: read it outside CPU windows."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=120) as response:
-            body = response.read().decode()
-        return round(
-            sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in body.splitlines()
-                if line.startswith("cucm_exporter_probe_runs_skipped_total{")
-            )
-        )
+        _, body = self.get("/metrics")
+        return round(sum(labelled_values(body, "cucm_exporter_probe_runs_skipped_total")))
+
+    def wait_idle(
+        self, quiet_cpu: float = 0.02, window: float = 1.0, limit: float = 300.0
+    ) -> float:
+        """Block until the daemon used at most `quiet_cpu` CPU seconds in `window` seconds.
+
+        Reading /proc costs the daemon nothing, unlike a scrape, so this is how a benchmark
+        waits for a round of probes to end without disturbing its CPU figure. Returns the CPU
+        reading at the end of the quiet window.
+        """
+        deadline = time.monotonic() + limit
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(window)
+            now = self.cpu_seconds()
+            if now - before <= quiet_cpu:
+                return now
+            before = now
+        raise TimeoutError(f"the daemon was still busy after {limit:g}s")
 
 
 # --- drivers: our side of a benchmark, timing itself ----------------------------------------

@@ -46,6 +46,30 @@ def git(*args: str) -> str:
     return done.stdout
 
 
+def loadavg() -> str:
+    """/proc/loadavg's first three fields: other sessions share this machine."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def code_state() -> dict[str, Any]:
+    """Which exporter code was measured: the commit, and files under exporter/ changed since."""
+    changed = git("status", "--porcelain", "--", "exporter").splitlines()  # "XY path"
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
+        "uncommitted": [line[3:] for line in changed],
+    }
+
+
+def environment(**extra: Any) -> dict[str, Any]:
+    """`machine()`, the code measured, the load average (others share the cores), and `extra`."""
+    return {
+        **machine(),
+        "exporter_code": code_state(),
+        "loadavg_at_start": loadavg(),
+        **extra,
+    }
+
+
 def utc_stamp() -> str:
     """`20261128T004926Z`: the UTC time in a result file's name."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -12,9 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from exporter.lab.directory import DirectoryFault
-from exporter.lab.snmp import AgentFault
-from exporter.lab.tls import PortFault
+from bench.exporter_api import AgentFault, DirectoryFault, PortFault
 
 TVS = 2445
 TOMCAT = 8443

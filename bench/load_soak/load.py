@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import platform
 import statistics
 import sys
 import time
@@ -30,41 +29,29 @@ from typing import Any
 
 import aiohttp
 
-from bench.load_soak import profile
-from bench.load_soak.control import FaultRotation, LabControl
-from bench.load_soak.processes import (
-    VARIANTS,
-    Daemon,
-    LabInfo,
+from bench import profiling
+from bench.exposition import labelled_values, unlabelled
+from bench.labserver import LabInfo
+from bench.load_soak.common import (
+    MISSED,
+    OVERRAN,
+    SELF_METRICS,
     add_lab_arguments,
-    git_state,
-    lab_process,
-    tune_config,
+    daemon_at,
+    lab_and_daemon,
 )
-from bench.load_soak.scrape import (
-    ACCEPTS,
-    Scrape,
-    labelled_values,
-    latency_summary,
-    samples,
-    scrape_once,
-)
-from bench.processes import cpu_seconds, loadavg, open_fds, peak_resident_bytes, resident_bytes
-from bench.report import RESULTS, utc_stamp, write_json
-
-MISSED = "was missed by"  # APScheduler: the loop was too busy to start the run in time
-OVERRAN = "overran its deadline"  # the exporter's guard cancelled a probe
-SELF_METRICS = ("process_resident_memory_bytes", "process_open_fds", "cucm_exporter_asyncio_tasks")
+from bench.load_soak.control import FaultRotation, LabControl
+from bench.load_soak.scrape import ACCEPTS, Scrape, scrape_once
+from bench.processes import Daemon, cpu_seconds, open_fds, peak_resident_bytes, resident_bytes
+from bench.report import RESULTS, code_state, environment, loadavg, utc_stamp, write_json
+from bench.stats import median_of, spread
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_lab_arguments(parser)
+    add_lab_arguments(parser, duration=60.0, warmup=20.0)
     parser.add_argument("--failing", type=float, default=0.10, help="share of nodes failing")
     parser.add_argument("--rotate-every", type=float, default=5.0, help="s between rotations")
     parser.add_argument("--scrapers", type=int, default=50, help="concurrent scrapers")
-    parser.add_argument("--duration", type=float, default=60.0, help="scraping time, s")
-    parser.add_argument("--scrape-timeout", type=float, default=10.0, help="per scrape, s")
-    parser.add_argument("--warmup", type=float, default=20.0, help="s before measuring")
     parser.add_argument("--baseline", type=float, default=30.0, help="s probing, no scrapes")
     parser.add_argument(
         "--accept",
@@ -77,13 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info"],
         default="info",
         help="debug logs every probe run with its duration (to see where the time goes)",
-    )
-    parser.add_argument(
-        "--variant",
-        choices=list(VARIANTS),
-        default="shipped",
-        help="shipped: the daemon as it is; cached: with a suggested /metrics fix "
-        "(bench/load_soak/cached_daemon.py), to measure what it would change",
     )
     parser.add_argument("--runs", type=int, default=1, help="fresh lab and daemon each run")
     parser.add_argument(
@@ -225,7 +205,7 @@ async def one_run(
             meter = WindowMeter(daemon, lab.pid)
             sampled = RESULTS / f"load-{stamp}-run{number}-daemon.pyspy.txt"
             sampler = (
-                profile.sampling(daemon.pid, args.duration, sampled)
+                profiling.sampling(daemon.pid, args.duration, sampled)
                 if args.profile
                 else contextlib.nullcontext()
             )
@@ -243,7 +223,7 @@ async def one_run(
             with contextlib.suppress(asyncio.CancelledError):
                 await rotating
     exposition = RESULTS / f"load-{stamp}-run{number}-metrics.txt"
-    exposition.write_bytes(body)  # the last complete scrape: for `python -m ...encode`
+    exposition.write_bytes(body)  # the last complete scrape
     ok = [s for s in scrapes if s.ok]
     errors: dict[str, int] = {}
     for failed in (s for s in scrapes if not s.ok):
@@ -263,7 +243,7 @@ async def one_run(
         "daemon_cpu_ms_per_scrape": 1000
         * (loaded.cpu_seconds - baseline.cpu_seconds / baseline.seconds * loaded.seconds)
         / max(1, len(scrapes)),
-        "latency_seconds": latency_summary(scrapes),
+        "latency_seconds": spread([s.seconds for s in scrapes]),
         "body_bytes_median": statistics.median([s.size for s in ok]) if ok else 0,
         "daemon_baseline": window_json(baseline),
         "daemon_scraped": window_json(loaded),
@@ -271,43 +251,16 @@ async def one_run(
         "daemon_rss_bytes_after": resident_bytes(daemon.pid),
         "daemon_peak_rss_bytes": peak_resident_bytes(daemon.pid),
         "daemon_open_fds_after": open_fds(daemon.pid),
-        "last_scrape_self_metrics": samples(body, SELF_METRICS),
+        "last_scrape_self_metrics": unlabelled(body, SELF_METRICS),
         "probe_age_seconds_after_baseline": baseline_ages,
         "probe_age_seconds_in_last_scrape": probe_ages(body, at),
         "last_scrape_file": str(exposition),
         "raw_scrapes": [asdict(s) for s in scrapes],
     }
     if args.profile:
-        summary = profile.summarise(sampled)
+        summary = profiling.summarise(sampled)
         run["profile"] = {"file": str(sampled), **asdict(summary)}
     return run
-
-
-def environment() -> dict[str, Any]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "cpu": cpu,
-        "cores": len(Path("/proc/cpuinfo").read_text().split("processor\t:")) - 1,
-        "argv": sys.argv,
-        "git": git_state(),
-    }
-
-
-def median_of(runs: list[dict[str, Any]], *path: str) -> float:
-    values = []
-    for run in runs:
-        value: Any = run
-        for key in path:
-            value = value[key]
-        values.append(float(value))
-    return statistics.median(values)
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -332,13 +285,6 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
         ),
         "probe_age_max_seconds_scraped": median_of(runs, "probe_age_seconds_in_last_scrape", "max"),
     }
-
-
-def plumbing(function: str) -> bool:
-    return any(
-        marker in function
-        for marker in ("(asyncio/", "(aiohttp/", "(cucm-directory-exporter)", "(exporter/cli.py)")
-    )
 
 
 def print_report(runs: list[dict[str, Any]], result: dict[str, Any], path: Path) -> None:
@@ -393,19 +339,14 @@ def print_report(runs: list[dict[str, Any]], result: dict[str, Any], path: Path)
                     f"{ages['targets']:.0f} targets failing"
                 )
         if "profile" in run:
-            print(f"    profiled ({run['profile']['samples']} samples): {run['profile']['file']}")
-            # The event loop, the entry point and aiohttp's plumbing hold every sample.
-            below = [f for f in run["profile"]["by_inclusive"] if not plumbing(f["function"])]
-            for title, frames in (
-                ("inclusive", below[:12]),
-                ("self", run["profile"]["by_self"][:8]),
-            ):
-                print(f"    by {title}:")
-                for frame in frames:
-                    print(
-                        f"      {frame['inclusive_percent']:5.1f}% incl "
-                        f"{frame['self_percent']:5.1f}% self  {frame['function']}"
-                    )
+            print(f"    profiled: {run['profile']['file']}")
+            profile = profiling.Profile(
+                run["profile"]["samples"],
+                [profiling.Frame(**f) for f in run["profile"]["by_inclusive"]],
+                [profiling.Frame(**f) for f in run["profile"]["by_self"]],
+            )
+            for line in profiling.lines(profile):
+                print(f"    {line}")
     print(
         "CPU% is the daemon's, of one core, while scraped; base% while only probing; lab% the "
         "lab's while scraped. skip/bskip: runs the daemon skipped (the job's previous run was "
@@ -424,28 +365,25 @@ def main(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {
         "benchmark": "load",
         "started_utc": stamp,
-        "environment": environment(),
+        "environment": environment(argv=sys.argv),
         "loadavg_start": loadavg(),
         "settings": settings,
         "runs": [],
     }
     for number in range(1, args.runs + 1):
-        config = RESULTS / f"load-{stamp}-run{number}-exporter.yml"
-        log = RESULTS / f"load-{stamp}-run{number}-daemon.log"
-        with lab_process(args.clusters, args.nodes, args.interval, args.timeout, config) as lab:
-            tune_config(lab.config, args.max_concurrent_probes, args.jitter)
-            daemon = Daemon(lab.config, log, args.daemon_log_level, args.variant)
-            with daemon:
-                print(
-                    f"run {number}: lab pid {lab.pid} ({len(lab.nodes)} nodes, started in "
-                    f"{lab.start_seconds:g}s), daemon pid {daemon.pid} on {daemon.url}",
-                    flush=True,
-                )
-                run = asyncio.run(one_run(number, lab, daemon, args, stamp))
-                run["daemon_log_tracebacks_before_shutdown"] = daemon.log_count("Traceback")
-            # Stopped: the daemon's shutdown is in the log now.
-            run["daemon_log_tracebacks_total"] = daemon.log_count("Traceback")
-        run["git_after"] = git_state()
+        base = RESULTS / f"load-{stamp}-run{number}"
+        daemon = daemon_at(base, args.daemon_log_level)
+        with lab_and_daemon(args, daemon) as lab:
+            print(
+                f"run {number}: lab pid {lab.pid} ({len(lab.nodes)} nodes, started in "
+                f"{lab.start_seconds:g}s), daemon pid {daemon.pid} on {daemon.url}",
+                flush=True,
+            )
+            run = asyncio.run(one_run(number, lab, daemon, args, stamp))
+            run["daemon_log_tracebacks_before_shutdown"] = daemon.log_count("Traceback")
+        # Stopped: the daemon's shutdown is in the log now.
+        run["daemon_log_tracebacks_total"] = daemon.log_count("Traceback")
+        run["code_after"] = code_state()
         result["runs"].append(run)
         result["summary"] = summary(result["runs"])
         result["loadavg_end"] = loadavg()

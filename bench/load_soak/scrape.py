@@ -1,12 +1,9 @@
-"""Scraping /metrics as Prometheus does, and reading a few samples out of the exposition."""
+"""Scraping /metrics as Prometheus does: one scrape, judged as Prometheus would judge it."""
 
 from __future__ import annotations
 
 import asyncio
-import math
-import statistics
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -76,48 +73,3 @@ def _complete(body: bytes, accept: str) -> bool:
     if accept.startswith("application/openmetrics-text"):
         return body.endswith(EOF_MARKER)
     return body.endswith(b"\n")
-
-
-def samples(body: bytes, names: Iterable[str]) -> dict[str, float]:
-    """The value of each unlabelled sample named in `names` (absent names are left out)."""
-    wanted = {name.encode() for name in names}
-    found: dict[str, float] = {}
-    for line in body.splitlines():
-        name, _, rest = line.partition(b" ")
-        if name in wanted:
-            found[name.decode()] = float(rest.split()[0])
-    return found
-
-
-def labelled_values(body: bytes, name: str) -> list[float]:
-    """Every value of the metric `name`, whatever its labels."""
-    prefix = name.encode() + b"{"
-    return [
-        float(line.rsplit(b"} ", 1)[1].split()[0])
-        for line in body.splitlines()
-        if line.startswith(prefix)
-    ]
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile (no interpolation): a value that really occurred."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def latency_summary(scrapes: Sequence[Scrape]) -> dict[str, float]:
-    """p50/p99/max (and mean) scrape latency in seconds, over every attempt, failed included."""
-    seconds = [s.seconds for s in scrapes]
-    if not seconds:
-        return {}
-    return {
-        "p50": percentile(seconds, 0.50),
-        "p90": percentile(seconds, 0.90),
-        "p99": percentile(seconds, 0.99),
-        "max": max(seconds),
-        "min": min(seconds),
-        "mean": statistics.fmean(seconds),
-    }

@@ -25,6 +25,7 @@ import contextlib
 import random
 import signal
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -33,22 +34,15 @@ from typing import Any
 
 import aiohttp
 
+from bench.exporter_api import AgentFault, DirectoryFault, PortFault
+from bench.exposition import unlabelled
+from bench.labserver import LabInfo
+from bench.load_soak import common
 from bench.load_soak.control import TOMCAT, TVS, ControlError, LabControl, Node
-from bench.load_soak.load import MISSED, OVERRAN, SELF_METRICS, environment
-from bench.load_soak.processes import (
-    Daemon,
-    LabInfo,
-    add_lab_arguments,
-    git_state,
-    lab_process,
-    tune_config,
-)
-from bench.load_soak.scrape import Scrape, latency_summary, samples, scrape_once
-from bench.processes import cpu_seconds, loadavg, open_fds, peak_resident_bytes, resident_bytes
-from bench.report import RESULTS, utc_stamp, write_json
-from exporter.lab.directory import DirectoryFault
-from exporter.lab.snmp import AgentFault
-from exporter.lab.tls import PortFault
+from bench.load_soak.scrape import scrape_once
+from bench.processes import Daemon, cpu_seconds, open_fds, peak_resident_bytes, resident_bytes
+from bench.report import RESULTS, code_state, environment, loadavg, utc_stamp, write_json
+from bench.stats import spread
 
 GOAL_GROWTH = 0.10
 WINDOW = 60.0  # seconds of samples whose median is "start" (after warm-up) and "end"
@@ -73,12 +67,9 @@ TRACKED = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=3600.0, help="seconds of soak")
-    add_lab_arguments(parser)
+    common.add_lab_arguments(parser, duration=3600.0, warmup=120.0)
     parser.add_argument("--scrape-every", type=float, default=15.0, help="s between scrapes")
-    parser.add_argument("--scrape-timeout", type=float, default=10.0, help="per scrape, s")
     parser.add_argument("--report-every", type=float, default=300.0, help="s between log lines")
-    parser.add_argument("--warmup", type=float, default=120.0, help="s of samples ignored")
     parser.add_argument("--flap-every", type=float, default=10.0, help="s between flaps")
     parser.add_argument("--hold-min", type=float, default=20.0, help="a flap lasts at least")
     parser.add_argument("--hold-max", type=float, default=90.0, help="a flap lasts at most")
@@ -281,7 +272,7 @@ async def soak(
                 scrape, body = await scrape_once(
                     session, f"{daemon.url}/metrics", args.scrape_timeout, origin
                 )
-                values = samples(body, SELF_METRICS) if scrape.ok else {}
+                values = unlabelled(body, common.SELF_METRICS) if scrape.ok else {}
                 sample = {
                     "t": round(t, 2),
                     "wall": time.time(),
@@ -344,24 +335,18 @@ def finish(result: dict[str, Any], daemon: Daemon, args: argparse.Namespace) -> 
         "scrapes": len(series),
         "failed_scrapes": len(failed),
         "failures": [s["error"] for s in failed][:20],
-        "latency_seconds": latency_summary([_as_scrape(s) for s in series]),
+        "latency_seconds": spread([s["seconds"] for s in series]),
         "daemon_cpu_seconds": series[-1]["cpu_seconds"] if series else 0.0,
         "daemon_cpu_percent": 100 * series[-1]["cpu_seconds"] / wall if wall else 0.0,
         "daemon_peak_rss_bytes": max((s["proc_peak_rss_bytes"] for s in series), default=0),
         "events": kinds,
         "control_errors": sum(not e["ok"] for e in events),
         "skipped_runs": result.get("skipped_runs_before_shutdown"),
-        "missed_runs": daemon.log_count(MISSED),
-        "overran": daemon.log_count(OVERRAN),
+        "missed_runs": daemon.log_count(common.MISSED),
+        "overran": daemon.log_count(common.OVERRAN),
         "tracebacks": daemon.log_count("Traceback"),
         "tracebacks_before_shutdown": result.get("tracebacks_before_shutdown", 0),
     }
-
-
-def _as_scrape(sample: dict[str, Any]) -> Scrape:
-    return Scrape(
-        sample["started"], sample["seconds"], sample["ok"], sample["status"], sample["size"]
-    )
 
 
 def print_summary(result: dict[str, Any], path: Path) -> None:
@@ -395,15 +380,13 @@ def main(args: argparse.Namespace) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = utc_stamp()
     path = args.output or RESULTS / f"soak-{stamp}.json"
-    base = path.with_suffix("")
-    config, log = Path(f"{base}-exporter.yml"), Path(f"{base}-daemon.log")
     settings = {key: value for key, value in vars(args).items() if key != "command"}
     settings["output"] = str(path)
     result: dict[str, Any] = {
         "benchmark": "soak",
         "complete": False,
         "started_utc": stamp,
-        "environment": environment(),
+        "environment": environment(argv=sys.argv),
         "loadavg_start": loadavg(),
         "settings": settings,
         "stopped_by": "duration",
@@ -411,29 +394,26 @@ def main(args: argparse.Namespace) -> int:
         "events": [],
     }
     write_json(path, result)
-    daemon = Daemon(config, log)  # the lab writes `config` before the daemon starts
+    daemon = common.daemon_at(path.with_suffix(""))
     try:
-        with lab_process(args.clusters, args.nodes, args.interval, args.timeout, config) as lab:
-            tune_config(lab.config, args.max_concurrent_probes, args.jitter)
-            with daemon:
-                result["lab_pid"], result["daemon_pid"] = lab.pid, daemon.pid
-                result["daemon_log"] = str(log)
-                print(
-                    f"soak: lab pid {lab.pid} ({len(lab.nodes)} nodes), daemon pid "
-                    f"{daemon.pid} on {daemon.url}; {args.duration:g}s; JSON {path}; "
-                    f"daemon log {log}",
-                    flush=True,
-                )
-                try:
-                    asyncio.run(soak(lab, daemon, args, result, path))
-                finally:
-                    result["tracebacks_before_shutdown"] = daemon.log_count("Traceback")
-                    with contextlib.suppress(OSError):  # None if the daemon no longer answers
-                        result["skipped_runs_before_shutdown"] = daemon.skipped_runs()
+        with common.lab_and_daemon(args, daemon, list_phones=True) as lab:
+            result["lab_pid"], result["daemon_pid"] = lab.pid, daemon.pid
+            result["daemon_log"] = str(daemon.log)
+            print(
+                f"soak: lab pid {lab.pid} ({len(lab.nodes)} nodes), daemon pid {daemon.pid} "
+                f"on {daemon.url}; {args.duration:g}s; JSON {path}; daemon log {daemon.log}",
+                flush=True,
+            )
+            try:
+                asyncio.run(soak(lab, daemon, args, result, path))
+            finally:
+                result["tracebacks_before_shutdown"] = daemon.log_count("Traceback")
+                with contextlib.suppress(OSError):  # None if the daemon no longer answers
+                    result["skipped_runs_before_shutdown"] = daemon.skipped_runs()
     finally:
         # Both processes have stopped: the daemon's shutdown is in its log too.
         result["loadavg_end"] = loadavg()
-        result["git_end"] = git_state()
+        result["code_end"] = code_state()
         finish(result, daemon, args)
         write_json(path, result)
     result["complete"] = True

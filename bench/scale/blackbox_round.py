@@ -23,11 +23,12 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.processes import cpu_seconds, loadavg
+from bench import blackbox
+from bench.blackbox import Blackbox
+from bench.labserver import LabInfo
+from bench.processes import cpu_seconds
+from bench.report import loadavg
 from bench.scale import configs
-from bench.scale.processes import LabInfo
-from bench.tls_vs_blackbox import blackbox
-from bench.tls_vs_blackbox.blackbox import Blackbox
 
 MODERN = "modern"
 VERSIONS = ("1.0", "1.1", "1.2", "1.3")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 TLS_PORTS = 2  # the lab's (and CUCM's) default: 8443 tomcat, 2445 tvs
 TLS_VERSIONS = 4  # TLS 1.0-1.3 pinned, by default
@@ -46,3 +49,8 @@ def all_probes(
 
 def node_count(document: dict[str, Any]) -> int:
     return sum(len(cluster["nodes"]) for cluster in document["clusters"])
+
+
+def write_config(document: dict[str, Any], path: Path) -> Path:
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path

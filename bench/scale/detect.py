@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.processes import loadavg
+from bench.exposition import probe_runs, samples
+from bench.labserver import LabInfo
+from bench.processes import Daemon
+from bench.report import loadavg
 from bench.scale import configs
-from bench.scale.exposition import probe_runs, samples
-from bench.scale.processes import Daemon, LabInfo, write_config
+from bench.scale.configs import write_config
 from bench.scale.render import FIRST_ROUND_LIMIT, wait_for_all_results
 
 TLS_INTERVAL = 60.0

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.processes import loadavg
+from bench.exposition import probe_runs, samples
+from bench.labserver import LabInfo
+from bench.processes import Daemon
+from bench.report import loadavg
 from bench.scale import configs
-from bench.scale.exposition import probe_runs, samples
-from bench.scale.processes import Daemon, LabInfo, write_config
+from bench.scale.configs import write_config
 
 PROBES = ("tls", "directory", "snmp")
 QUIET_INTERVAL = 900.0  # longer than the whole part: after the first round, nothing runs

@@ -1,7 +1,7 @@
 """Orchestrate the scale benchmark: a 1,000-node lab, the daemon against it, four questions.
 
-Processes: the lab (`labserver.py`, 100 clusters x 10 nodes, ~100 phones per node), the exporter
-daemon (`cucm-directory-exporter`, a fresh one per measurement) and, in part 1,
+Processes: the lab (`bench/labserver.py`, 100 clusters x 10 nodes, ~100 phones per node), the
+exporter daemon (`cucm-directory-exporter`, a fresh one per measurement) and, in part 1,
 prometheus-blackbox-exporter. This process only drives them and reads /proc; each is stopped
 at the end, on errors too.
 
@@ -16,20 +16,21 @@ Parts (`--parts`, default all, in this order; `detect` changes lab nodes, so it 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ssl
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from bench.processes import exit_on_signals, loadavg
-from bench.report import RESULTS, ROOT, git, machine, utc_stamp, write_json
+from bench import blackbox
+from bench.labserver import LabInfo, lab_process
+from bench.options import Options, listed
+from bench.options import parser as options_parser
+from bench.processes import exit_on_signals
+from bench.report import RESULTS, ROOT, environment, loadavg, utc_stamp, write_json
 from bench.scale import blackbox_round, detect, render, tls_round
-from bench.scale.processes import LabInfo, lab_process
-from bench.tls_vs_blackbox import blackbox
 
 PARTS = ("tls", "render", "detect")
 TLS_INTERVAL = 60.0
@@ -39,30 +40,9 @@ PHONE_INDEPENDENCE = 0.15  # medians within 15% of each other count as "independ
 IN_FLIGHT_PER_RUN = 4  # probes.tls.concurrency's default: handshakes in flight per node run
 
 
-@dataclass(frozen=True)
-class Options:
-    parts: tuple[str, ...]
-    clusters: int
-    nodes: int
-    phones: int
-    small_phones: int
-    concurrency: int
-    tls_sweep: tuple[int, ...]
-    scrapes: int
-    openmetrics_scrapes: int
-    rendered_scrapes: int
-    detect_nodes: int
-    detect_spread: float
-    poll: float
-
-
 def parse_options(argv: Sequence[str] | None) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.scale", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--parts", default=",".join(PARTS), help="comma-separated: tls,render,detect"
-    )
+    parser = options_parser("bench.scale", __doc__)
+    parser.add_argument("--parts", type=listed(str), default=PARTS, help="e.g. tls,render,detect")
     parser.add_argument("--clusters", type=int, default=100)
     parser.add_argument("--nodes", type=int, default=10, help="nodes per cluster")
     parser.add_argument("--phones", type=int, default=100, help="phones per node (about)")
@@ -73,7 +53,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "--concurrency", type=int, default=4, help="scheduler.max_concurrent_probes for parts 2-4"
     )
     parser.add_argument(
-        "--tls-sweep", default="4,16", help="max_concurrent_probes to try in part 1"
+        "--tls-sweep", type=listed(int), default=(4, 16), help="max_concurrent_probes, part 1"
     )
     parser.add_argument("--scrapes", type=int, default=100, help="text-format scrapes per lab")
     parser.add_argument(
@@ -90,26 +70,12 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--detect-spread", type=float, default=11.0, help="seconds between changes")
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between /metrics polls")
     args = parser.parse_args(argv)
-    parts = tuple(p for p in PARTS if p in args.parts.split(","))
-    if not parts:
+    args.parts = tuple(p for p in PARTS if p in args.parts)
+    if not args.parts:
         parser.error(f"--parts: pick from {', '.join(PARTS)}")
-    if "detect" in parts and not 0 < args.detect_nodes <= args.clusters * args.nodes:
+    if "detect" in args.parts and not 0 < args.detect_nodes <= args.clusters * args.nodes:
         parser.error(f"--detect-nodes: 1 to {args.clusters * args.nodes} (the lab's nodes)")
-    return Options(
-        parts=parts,
-        clusters=args.clusters,
-        nodes=args.nodes,
-        phones=args.phones,
-        small_phones=args.small_phones,
-        concurrency=args.concurrency,
-        tls_sweep=tuple(int(p) for p in args.tls_sweep.split(",")),
-        scrapes=args.scrapes,
-        openmetrics_scrapes=args.openmetrics_scrapes,
-        rendered_scrapes=args.rendered_scrapes,
-        detect_nodes=args.detect_nodes,
-        detect_spread=args.detect_spread,
-        poll=args.poll,
-    )
+    return args
 
 
 # --- parts -------------------------------------------------------------------------------------
@@ -159,10 +125,11 @@ def part_detect(lab: LabInfo, options: Options) -> dict[str, Any]:
 
 def run_parts(options: Options) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with lab_process(options.clusters, options.nodes, options.phones, RESULTS) as lab:
+    config = RESULTS / f"scale-lab-{options.phones}.yml"
+    with lab_process(options.clusters, options.nodes, config, phones=options.phones) as lab:
         results["lab"] = asdict(lab) | {"config": str(lab.config)}
         _say(
-            f"lab up: {lab.nodes} nodes, {lab.phones_per_node} phones/node, "
+            f"lab up: {len(lab.nodes)} nodes, {lab.phones_per_node} phones/node, "
             f"{lab.start_seconds:g} s, load {loadavg()}"
         )
         if "tls" in options.parts:
@@ -172,7 +139,9 @@ def run_parts(options: Options) -> dict[str, Any]:
         if "detect" in options.parts:
             results["detect"] = timed(part_detect, lab, options)
     if "render" in options.parts and options.small_phones:
-        with lab_process(options.clusters, options.nodes, options.small_phones, RESULTS) as small:
+        config = RESULTS / f"scale-lab-{options.small_phones}.yml"
+        phones = options.small_phones
+        with lab_process(options.clusters, options.nodes, config, phones=phones) as small:
             results["render"].append(timed(part_render, small, options))
     return results
 
@@ -248,16 +217,6 @@ def _parts(results: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield name, part
 
 
-def environment() -> dict[str, Any]:
-    return {
-        **machine(),
-        "openssl": ssl.OPENSSL_VERSION,
-        "blackbox_exporter": blackbox.version_string(),
-        "git": git("rev-parse", "--short", "HEAD").strip(),
-        "git_dirty_files": git("status", "--porcelain", "exporter").strip().splitlines(),
-    }
-
-
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -276,8 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _noting_load() as load:
         results = run_parts(options)
     report: dict[str, Any] = {
-        "environment": environment(),
-        "options": asdict(options),
+        "environment": environment(
+            openssl=ssl.OPENSSL_VERSION, blackbox_exporter=blackbox.version_string()
+        ),
+        "options": vars(options),
         "command": " ".join(["python -m bench.scale", *(argv or sys.argv[1:])]),
         "total_seconds": round(time.perf_counter() - started, 1),
         **load,

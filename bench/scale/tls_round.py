@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.processes import cpu_seconds, loadavg
-from bench.report import RESULTS
+from bench.exposition import ProbeRunInfo, probe_runs
+from bench.labserver import LabInfo
+from bench.processes import Daemon, cpu_seconds
+from bench.report import loadavg
 from bench.scale import configs
-from bench.scale.exposition import ProbeRunInfo, probe_runs
-from bench.scale.processes import Daemon, LabInfo, write_config
+from bench.scale.configs import write_config
 
 MISSED = "was missed by"  # APScheduler: a run started later than misfire_grace_time allows
 LEAD = 3.0  # read the CPU this long before the measured round is due
@@ -151,8 +152,3 @@ def as_row(result: RoundResult) -> dict[str, Any]:
         "overran": result.overran,
         "load": result.loadavg_before,
     }
-
-
-def default_directory() -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    return RESULTS

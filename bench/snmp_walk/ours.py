@@ -8,9 +8,6 @@ config building happen before the first reading, and the agent lives in another 
    walk). It includes creating the pysnmp engine, as the exporter's first poll of a node does.
 2. **second poll**: the same probe, same table: it must read the scalars and skip the walk.
 
-`--session raw` hands the probe the what-if session of `whatif.py` instead of letting it make
-its own; opening that session is timed with the poll, as the probe's own is.
-
 With `--verify` it does none of this: one untimed poll by a fresh probe goes through a
 session that keeps every reply, to count the rows of each column as they came off the wire.
 Both modes print a digest of the inventory, so the benchmark can tell that every poll saw the
@@ -34,19 +31,22 @@ from typing import Any
 from pydantic import SecretStr
 from pysnmp.hlapi.v3arch.asyncio import CommunityData, SnmpEngine, UdpTransportTarget
 
-from bench.processes import Clock, profiled
-from bench.snmp_walk.whatif import RawV2cSession
-from exporter.config import NodeConfig, SnmpCredentials, SnmpProbeConfig
-from exporter.probes.snmp import (
+from bench.exporter_api import (
     PHONE_COLUMNS,
     PRODUCT_NAMES,
     SCALARS,
+    Deadline,
+    NodeConfig,
     PysnmpSession,
+    SnmpCredentials,
+    SnmpOutcome,
     SnmpProbe,
+    SnmpProbeConfig,
+    SnmpProbeResult,
     SnmpSession,
 )
-from exporter.results import SnmpOutcome, SnmpProbeResult
-from exporter.timing import Deadline
+from bench.options import driver_parser
+from bench.processes import Clock, profiled
 
 Oid = tuple[int, ...]
 POLL_TIMEOUT = 240.0  # generous: running out is a broken bench, not a data point
@@ -94,42 +94,15 @@ def node(address: str, port: int, community: str) -> NodeConfig:
     return NodeConfig(name="bench", host=address, port_map={161: port}, snmp=credentials)
 
 
-SESSIONS = ("probe", "raw")
-
-
-class Sessions:
-    """Where each poll's session comes from: the probe itself (as in production) or the what-if,
-    which opens a UDP socket per poll as the probe opens a pysnmp session per poll."""
-
-    def __init__(self, kind: str, address: str, port: int, community: str) -> None:
-        self._kind, self._address, self._port, self._community = kind, address, port, community
-        self._sockets: list[RawV2cSession] = []
-
-    async def open(self) -> SnmpSession | None:
-        if self._kind == "probe":
-            return None  # the probe makes its own
-        raw = await RawV2cSession.create(
-            self._address, self._port, self._community, REQUEST_TIMEOUT
-        )
-        self._sockets.append(raw)
-        return raw
-
-    def close(self) -> None:
-        for raw in self._sockets:
-            raw.close()
-
-
 async def timed_poll(
     probe: SnmpProbe,
     target: NodeConfig,
     config: SnmpProbeConfig,
-    sessions: Sessions,
     profile: Path | None = None,
 ) -> tuple[Poll, SnmpProbeResult]:
     with profiled(profile):
         start = Clock.now()
-        session = await sessions.open()
-        result = await probe(target, config, Deadline.after(config.timeout), session)
+        result = await probe(target, config, Deadline.after(config.timeout))
         end = Clock.now()
     if result.outcome is not SnmpOutcome.OK:
         raise BenchError(f"poll failed: {result.outcome.name}: {result.detail}")
@@ -227,19 +200,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     target = node(args.address, args.port, args.community)
     config = settings(args.max_repetitions)
     probe = SnmpProbe()
-    sessions = Sessions(args.session, args.address, args.port, args.community)
     try:
-        first, result = await timed_poll(probe, target, config, sessions, args.profile)
+        first, result = await timed_poll(probe, target, config, args.profile)
         if not first.walked:
             raise BenchError("the first poll of a fresh probe did not walk")
-        second, again = await timed_poll(probe, target, config, sessions)
+        second, again = await timed_poll(probe, target, config)
         if again.phones != result.phones:
             raise BenchError("the unchanged-table poll returned another inventory")
     finally:
-        sessions.close()
         await probe.aclose()
     return {
-        "session": args.session,
         "max_repetitions": args.max_repetitions,
         "first": {**asdict(first), "cpu_seconds": first.cpu_seconds, "varbinds": first.varbinds},
         "second": {**asdict(second), "cpu_seconds": second.cpu_seconds},
@@ -248,25 +218,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser = driver_parser(__doc__, "cProfile the first poll into FILE; slows it down a lot")
     parser.add_argument("--community", required=True)
     parser.add_argument("--max-repetitions", type=int, default=5)
     parser.add_argument(
-        "--session",
-        choices=SESSIONS,
-        default="probe",
-        help="probe: the probe makes its own (production); raw: the what-if of whatif.py",
-    )
-    parser.add_argument(
         "--verify", action="store_true", help="only an untimed poll counting rows per column"
-    )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="FILE",
-        help="cProfile (CPU clock) the first poll into FILE; slows it down a lot",
     )
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(run(args))), flush=True)

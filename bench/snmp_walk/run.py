@@ -15,21 +15,22 @@ between runs); the report gives the medians of the runs.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
 import json
-import os
 import statistics
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from typing import Any
 
-from bench.processes import Announcing, cpu_seconds, exit_on_signals, run_driver
-from bench.report import RESULTS, ROOT, git, machine, utc_stamp, write_json
+from bench.options import Options, listed
+from bench.options import parser as options_parser
+from bench.processes import Announcing, Endpoint, cpu_seconds, exit_on_signals, run_driver
+from bench.report import RESULTS, ROOT, environment, loadavg, utc_stamp, write_json
 from bench.snmp_walk import netsnmp, profile
 from bench.snmp_walk.ours import COLUMNS
+from bench.table import table
 
 AGENT_START_TIMEOUT = 60.0  # building 100,000 table entries takes a few seconds
 AGENT_REPLY_TIMEOUT = 10.0
@@ -37,9 +38,7 @@ DRIVER_TIMEOUT = 600.0  # a profiled R=5 poll takes minutes
 
 OURS = "ours: SnmpProbe first poll"
 NETSNMP = "snmpbulkwalk x5 columns"
-# --what-if: the same probe over a cheaper session (whatif.py); side label -> ours.py --session
-WHAT_IFS = {"what-if: raw v2c BER codec": "raw"}
-ORDER = [OURS, *WHAT_IFS, NETSNMP]
+ORDER = [OURS, NETSNMP]
 WALL_GOAL = 1.5  # our wall time at most 1.5x snmpbulkwalk's, at the default max-repetitions
 
 
@@ -47,17 +46,11 @@ WALL_GOAL = 1.5  # our wall time at most 1.5x snmpbulkwalk's, at the default max
 
 
 @dataclass(frozen=True)
-class Agent:
-    address: str
-    port: int
+class Agent(Endpoint):
     community: str
     phones: int
     products: int
     pid: int
-
-    @property
-    def target(self) -> str:
-        return f"{self.address}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -172,11 +165,11 @@ def measure_ours(
     run: int,
     max_repetitions: int,
     expected: Expected,
-    side: str = OURS,
 ) -> tuple[Sample, UnchangedPoll]:
+    side = OURS
     agent = agent_process.agent
     before = agent_process.usage()
-    report = drive_ours(agent, max_repetitions, "--session", WHAT_IFS.get(side, "probe"))
+    report = drive_ours(agent, max_repetitions)
     after = agent_process.usage()
     first, second = report["first"], report["second"]
     if report["inventory"] != expected.inventory:
@@ -239,15 +232,13 @@ def one_run(
 ) -> tuple[list[Sample], list[UnchangedPoll]]:
     samples, unchanged = [], []
     ours_first = run % 2 == 1  # take turns, so drift during a run favours neither side
-    sides = [OURS, *(WHAT_IFS if options.what_if else ())]
     for repetitions in options.repetitions:
         wanted = expected[repetitions]
         if not ours_first:
             samples.append(measure_netsnmp(agent_process, run, repetitions, wanted))
-        for side in sides:
-            ours, second = measure_ours(agent_process, run, repetitions, wanted, side)
-            samples.append(ours)
-            unchanged.append(second)
+        ours, second = measure_ours(agent_process, run, repetitions, wanted)
+        samples.append(ours)
+        unchanged.append(second)
         if ours_first:
             samples.append(measure_netsnmp(agent_process, run, repetitions, wanted))
     return samples, unchanged
@@ -300,21 +291,18 @@ def summarize(samples: Sequence[Sample]) -> list[Row]:
     return sorted(rows, key=lambda r: (r.max_repetitions, ORDER.index(r.side)))
 
 
-def table(rows: Sequence[Row]) -> str:
-    header = (
-        f"{'side':<28} {'R':>3} {'requests':>8} {'varbinds':>8} {'wall s':>7} {'CPU s':>7} "
-        f"{'CPU us/vb':>9} {'agent CPU s':>11} {'wall x':>6} {'CPU x':>6}"
-    )
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        wall = f"{row.wall_ratio:.2f}" if row.wall_ratio is not None else ""
-        cpu = f"{row.cpu_ratio:.2f}" if row.cpu_ratio is not None else ""
-        lines.append(
-            f"{row.side:<28} {row.max_repetitions:>3} {row.requests:>8} {row.varbinds:>8} "
-            f"{row.wall_seconds:>7.2f} {row.cpu_seconds:>7.3f} {row.cpu_us_per_varbind:>9.1f} "
-            f"{row.agent_cpu_seconds:>11.2f} {wall:>6} {cpu:>6}"
-        )
-    return "\n".join(lines)
+TABLE = (
+    ("side", ""),
+    ("R", "d"),
+    ("requests", "d"),
+    ("varbinds", "d"),
+    ("wall s", ".2f"),
+    ("CPU s", ".3f"),
+    ("CPU us/vb", ".1f"),
+    ("agent CPU s", ".2f"),
+    ("wall x", ".2f"),
+    ("CPU x", ".2f"),
+)
 
 
 def unchanged_table(polls: Sequence[UnchangedPoll]) -> str:
@@ -369,57 +357,18 @@ def verdicts(
     }
 
 
-# --- environment and output --------------------------------------------------------------------
-
-
-def environment() -> dict[str, Any]:
-    return {
-        **machine(),
-        "pysnmp": importlib.metadata.version("pysnmp"),
-        "pyasn1": importlib.metadata.version("pyasn1"),
-        "net_snmp": netsnmp.version_string(),
-        # The machine may be shared: anything else running skews the wall times most.
-        "loadavg_at_start": os.getloadavg(),
-        "exporter_code": source_state(),
-    }
-
-
-def source_state() -> dict[str, Any]:
-    """Which exporter code was measured: the commit, and files under exporter/ changed since."""
-    changed = git("status", "--porcelain", "--", "exporter").splitlines()  # "XY path"
-    return {
-        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
-        "uncommitted": [line[3:] for line in changed],
-    }
-
-
 # --- entry -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Options:
-    runs: int
-    phones: int
-    repetitions: tuple[int, ...]  # the first is the one the goal is judged at
-    what_if: bool
-    profile: bool
-
-
 def parse_options(argv: Sequence[str] | None) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.snmp_walk", description=__doc__.splitlines()[0]
-    )
+    parser = options_parser("bench.snmp_walk", __doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--phones", type=int, default=20_000)
     parser.add_argument(
         "--repetitions",
-        default="5,25",
+        type=listed(int),
+        default=(5, 25),
         help="max-repetitions values, comma-separated; the goal is judged at the first",
-    )
-    parser.add_argument(
-        "--what-if",
-        action="store_true",
-        help="also time the probe over the what-if session of whatif.py (adds ~30 s)",
     )
     parser.add_argument(
         "--profile",
@@ -427,21 +376,18 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         help="after the runs, cProfile one first poll of ours at the first max-repetitions "
         "(CPU clock; adds about 1.5 minutes)",
     )
-    args = parser.parse_args(argv)
-    return Options(
-        runs=args.runs,
-        phones=args.phones,
-        repetitions=tuple(int(r) for r in args.repetitions.split(",")),
-        what_if=args.what_if,
-        profile=args.profile,
-    )
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     exit_on_signals()  # a SIGTERM must still stop the agent and any child
     stamp = utc_stamp()
-    env = environment()
+    env = environment(
+        pysnmp=importlib.metadata.version("pysnmp"),
+        pyasn1=importlib.metadata.version("pyasn1"),
+        net_snmp=netsnmp.version_string(),
+    )
     samples: list[Sample] = []
     polls: list[UnchangedPoll] = []
     expected: dict[int, Expected] = {}
@@ -467,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             RESULTS.mkdir(parents=True, exist_ok=True)
             drive_ours(agent, options.repetitions[0], "--profile", str(path))
             profile_report = {"file": str(path.relative_to(ROOT)), **profile.breakdown(path)}
-    env["loadavg_at_end"] = os.getloadavg()
+    env["loadavg_at_end"] = loadavg()
     rows = summarize(samples)
     goal_repetitions = options.repetitions[0]
     verdict = verdicts(rows, polls, goal_repetitions)
@@ -483,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "one snmpbulkwalk given all five columns printed: "
         + ", ".join(f"{name} {count}" for name, count in single.items())
     )
-    print(table(rows))
+    print(table(TABLE, map(astuple, rows)))
     print(unchanged_table(polls))
     print("ratio in each run (ours / snmpbulkwalk):")
     for name, ratios in per_run.items():
@@ -504,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(profile.table(profile_report))
     report = {
         "environment": env,
-        "options": asdict(options),
+        "options": vars(options),
         "agent": asdict(agent),
         "verification": {str(r): asdict(found) for r, found in sorted(expected.items())},
         "snmpbulkwalk_all_columns_in_one_run": single,
@@ -515,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "samples": [{**asdict(s), "cpu_us_per_varbind": s.cpu_us_per_varbind} for s in samples],
         "profile": profile_report,
     }
-    start_load, end_load = env["loadavg_at_start"][0], env["loadavg_at_end"][0]
+    start_load = float(env["loadavg_at_start"].split()[0])
+    end_load = float(env["loadavg_at_end"].split()[0])
     # The benchmark itself keeps about one core busy; more means something else ran too.
     busy = " (something else was running: wall times are suspect)" if end_load > 1.5 else ""
     print(f"\nload average (1 min) at start {start_load:.2f}, at end {end_load:.2f}{busy}")

@@ -20,8 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bench.processes import exit_on_signals
-from exporter.lab.snmp import (
+from bench.exporter_api import (
     DEFAULT_MIX,
     CcmAgent,
     LabPhone,
@@ -29,6 +28,7 @@ from exporter.lab.snmp import (
     start_agent,
     stop_agent,
 )
+from bench.processes import exit_on_signals
 
 ADDRESS = "127.0.0.1"
 COMMUNITY = "bench-community"

@@ -32,11 +32,20 @@ from pathlib import Path
 
 import yaml
 
+from bench.exporter_api import (
+    Deadline,
+    HandshakeOutcome,
+    NodeConfig,
+    TlsProbeConfig,
+    TlsProbeResult,
+    TlsVersion,
+    open_tls,
+    parse_config,
+    pinned_context,
+    probe_tls,
+)
+from bench.options import driver_parser
 from bench.processes import Clock, profiled
-from exporter.config import NodeConfig, TlsProbeConfig, parse_config
-from exporter.probes.tls import open_tls, pinned_context, probe_tls
-from exporter.results import HandshakeOutcome, TlsProbeResult, TlsVersion
-from exporter.timing import Deadline
 
 HANDSHAKE_TIMEOUT = 5.0  # generous: a timeout here is a broken bench, not a data point
 MODES = ("open_tls", "probe_tls", "blocking")
@@ -264,21 +273,13 @@ def profile_path(prefix: Path | None, batch: str) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser = driver_parser(__doc__, "cProfile each timed loop into FILE-<batch>.pstats")
     parser.add_argument("--server-name", required=True)
     parser.add_argument("--versions", default="1.0,1.1,1.2,1.3", help="comma-separated")
     parser.add_argument("--mode", choices=MODES, default="open_tls")
     parser.add_argument("--count", type=int, default=300, help="operations per batch")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10, help="untimed operations first")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="PREFIX",
-        help="cProfile each timed loop into PREFIX-<batch>.pstats (slows the loop down)",
-    )
     args = parser.parse_args(argv)
     for batch in asyncio.run(run_batches(args)):
         print(json.dumps({**asdict(batch), "cpu_seconds": batch.cpu_seconds}), flush=True)

@@ -13,7 +13,6 @@ the runs.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -21,15 +20,17 @@ import ssl
 import statistics
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from typing import Any
 
-from bench.processes import Announcing, exit_on_signals, run_driver
-from bench.report import RESULTS, ROOT, machine, utc_stamp, write_json
-from bench.tls_vs_blackbox import blackbox
-from bench.tls_vs_blackbox.blackbox import Blackbox
-from exporter.probes.tls import open_tls, pinned_context
-from exporter.results import TlsVersion
+from bench import blackbox
+from bench.blackbox import Blackbox
+from bench.exporter_api import TlsVersion, open_tls, pinned_context
+from bench.options import Options, listed
+from bench.options import parser as options_parser
+from bench.processes import Announcing, Endpoint, exit_on_signals, run_driver
+from bench.report import RESULTS, ROOT, environment, utc_stamp, write_json
+from bench.table import table
 
 ALL_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 SERVER_START_TIMEOUT = 30.0
@@ -45,16 +46,10 @@ ALL = "all"
 
 
 @dataclass(frozen=True)
-class Server:
-    address: str
-    port: int
+class Server(Endpoint):
     server_name: str
     min_version: str
     max_version: str
-
-    @property
-    def target(self) -> str:
-        return f"{self.address}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -274,20 +269,16 @@ def summarize(samples: Sequence[Sample]) -> list[Row]:
     return sorted(rows, key=lambda r: (r.concurrency, r.version, order.index(r.side)))
 
 
-def table(rows: Sequence[Row]) -> str:
-    header = (
-        f"{'side':<30} {'TLS':>4} {'conc':>4} {'handshakes':>10} {'wall s':>7} "
-        f"{'CPU s':>7} {'CPU ms/hs':>9} {'ours/bb':>7}"
-    )
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
-        lines.append(
-            f"{row.side:<30} {row.version:>4} {row.concurrency:>4} {row.handshakes:>10} "
-            f"{row.wall_seconds:>7.3f} {row.cpu_seconds:>7.3f} "
-            f"{row.cpu_ms_per_handshake:>9.3f} {ratio:>7}"
-        )
-    return "\n".join(lines)
+TABLE = (
+    ("side", ""),
+    ("TLS", ""),
+    ("conc", "d"),
+    ("handshakes", "d"),
+    ("wall s", ".3f"),
+    ("CPU s", ".3f"),
+    ("CPU ms/hs", ".3f"),
+    ("ours/bb", ".2f"),
+)
 
 
 # Our CPU at most this share of blackbox_exporter's (issue 15): per version the sweep
@@ -332,52 +323,21 @@ def _against_goal(side: str, ratio: float) -> str:
     return f"goal {goal:.1f}x {'met' if ratio <= goal else 'NOT met'}"
 
 
-# --- environment and output ----------------------------------------------------------------
-
-
-def environment() -> dict[str, Any]:
-    return {
-        **machine(),
-        "openssl": ssl.OPENSSL_VERSION,
-        "blackbox_exporter": blackbox.version_string(),
-    }
-
-
 # --- entry ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Options:
-    runs: int
-    count: int
-    warmup: int
-    concurrencies: tuple[int, ...]
-    versions: tuple[str, ...]
-    server_min: str
-    server_max: str
-
-
 def parse_options(argv: Sequence[str] | None) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.tls_vs_blackbox", description=__doc__.splitlines()[0]
-    )
+    parser = options_parser("bench.tls_vs_blackbox", __doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--count", type=int, default=1000, help="handshakes per version per run")
     parser.add_argument("--warmup", type=int, default=20, help="untimed handshakes per batch")
-    parser.add_argument("--concurrency", default="1,4", help="comma-separated, e.g. 1,4")
-    parser.add_argument("--versions", default=",".join(ALL_VERSIONS), help="comma-separated")
+    parser.add_argument(
+        "--concurrency", dest="concurrencies", type=listed(int), default=(1, 4), help="e.g. 1,4"
+    )
+    parser.add_argument("--versions", type=listed(str), default=ALL_VERSIONS, help="e.g. 1.2,1.3")
     parser.add_argument("--server-min", default="1.0", choices=ALL_VERSIONS)
     parser.add_argument("--server-max", default="1.3", choices=ALL_VERSIONS)
-    args = parser.parse_args(argv)
-    return Options(
-        runs=args.runs,
-        count=args.count,
-        warmup=args.warmup,
-        concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
-        versions=tuple(args.versions.split(",")),
-        server_min=args.server_min,
-        server_max=args.server_max,
-    )
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -400,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"run {run}/{options.runs} done", file=sys.stderr)
     rows = summarize(samples)
     print(f"TLS versions compared: {', '.join(versions)}")
-    print(table(rows))
+    print(table(TABLE, map(astuple, rows)))
     goals = ", ".join(f"{side} <= {goal:.1f}x" for side, goal in GOALS.items())
     print(f"\ngoals (CPU vs blackbox, all versions): {goals}")
     for line in verdicts(rows):
@@ -410,8 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, ratios in per_run.items():
         print(f"  {name}: {' '.join(f'{r:.2f}' for r in ratios)}")
     report = {
-        "environment": environment(),
-        "options": asdict(options),
+        "environment": environment(
+            openssl=ssl.OPENSSL_VERSION, blackbox_exporter=blackbox.version_string()
+        ),
+        "options": vars(options),
         "server": asdict(server),
         "versions_compared": versions,
         "versions_excluded": excluded,

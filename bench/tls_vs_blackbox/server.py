@@ -14,9 +14,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from bench.exporter_api import VERSIONS, Lab
 from bench.processes import exit_on_signals
-from exporter.lab import Lab
-from exporter.lab.tls import VERSIONS
 
 NODE = "node"
 TOMCAT = 8443  # the lab's standard Tomcat port; any of its TLS listeners would do

@@ -103,10 +103,11 @@ class Blackbox(Service):
         directory: Path,
         stem: str = "blackbox",
         extra_modules: Mapping[str, object] | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         """Config and log go to `directory` (bench/results/) as `<stem>.yml` and `<stem>.log`:
         kept for a look afterwards. The modules: `modules_config(versions, extra_modules)`."""
-        super().__init__([BINARY], directory / f"{stem}.yml", directory / f"{stem}.log")
+        super().__init__([BINARY], directory / f"{stem}.yml", directory / f"{stem}.log", options)
         self._modules = modules_config(versions, extra_modules)
 
     def __enter__(self) -> Self:

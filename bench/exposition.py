@@ -1,7 +1,7 @@
 """Reading a few metric families out of a /metrics body of 100,000+ lines, cheaply.
 
-Only the lines of the wanted families go through prometheus_client's parser; parsing the whole
-body would cost this process seconds per scrape.
+Only the lines of the wanted families go through prometheus_client's parser (or none at all,
+for plain values); parsing the whole body would cost this process seconds per scrape.
 """
 
 from __future__ import annotations
@@ -68,3 +68,24 @@ def probe_runs(body: bytes) -> dict[tuple[str, str, str], ProbeRunInfo]:
         for key, values in by_key.items()
         if len(values) == len(names)
     }
+
+
+def unlabelled(body: bytes, names: Iterable[str]) -> dict[str, float]:
+    """The value of each unlabelled sample named in `names` (absent names are left out)."""
+    wanted = {name.encode() for name in names}
+    found: dict[str, float] = {}
+    for line in body.splitlines():
+        name, _, rest = line.partition(b" ")
+        if name in wanted:
+            found[name.decode()] = float(rest.split()[0])
+    return found
+
+
+def labelled_values(body: bytes, name: str) -> list[float]:
+    """Every value of the metric `name`, whatever its labels."""
+    prefix = name.encode() + b"{"
+    return [
+        float(line.rsplit(b"} ", 1)[1].split()[0])
+        for line in body.splitlines()
+        if line.startswith(prefix)
+    ]
