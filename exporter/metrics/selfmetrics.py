@@ -4,6 +4,7 @@ cucm_exporter_build_info{version="0.1.0",python_version="3.11.7"} 1.0
 cucm_exporter_probe_runs_skipped_total{probe="snmp"} 0.0
 cucm_exporter_config_last_reload_successful 1.0
 cucm_exporter_probe_interval_seconds{probe="tls"} 60.0
+cucm_exporter_configured_nodes{cluster="lab"} 3.0
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ def self_families(
         "When the configuration was last loaded successfully (unix time).",
         value=state.last_reload_success_timestamp,
     )
+    # A truncated file that still validates reloads "successfully": this shows what it kept.
+    nodes = GaugeMetricFamily(
+        "cucm_exporter_configured_nodes",
+        "Nodes in the running configuration, per cluster.",
+        labels=["cluster"],
+    )
+    for cluster in state.config.clusters:
+        nodes.add_metric([cluster.name], float(len(cluster.nodes)))
+    yield nodes
 
 
 def _running_tasks() -> int:
