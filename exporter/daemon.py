@@ -28,6 +28,7 @@ from exporter.metrics.collector import CucmCollector
 from exporter.metrics.exposition import CachedExposition, MetricsBodies
 from exporter.metrics.frontdoor import FrontDoorCollector
 from exporter.ondemand import OnDemandProber
+from exporter.probegate import ProbeGate
 from exporter.probes import BUILTIN_PROBES, ProbeRunner, ProbeSpec
 from exporter.results import ProbeRun
 from exporter.scheduler import ProbeScheduler
@@ -98,7 +99,11 @@ class Daemon:
             self._store,
             self.reload,
             # On-demand runs keep their own probe state (SNMP engines, walk caches).
-            prober=OnDemandProber(self._state, ProbeRunner(specs, latest=self._store.snapshot)),
+            prober=OnDemandProber(
+                self._state,
+                ProbeRunner(specs, latest=self._store.snapshot),
+                ProbeGate(latest=self._store.snapshot),
+            ),
             summarize=_summarizer(specs),
             telemetry_path=serving.telemetry_path,
             lifecycle=serving.lifecycle,

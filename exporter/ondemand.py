@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from exporter.catalogue import load_catalogue
 from exporter.config import ClusterConfig, ExporterConfig, NodeConfig
 from exporter.impact import cluster_phones
 from exporter.metrics import Freshness, target_families, timeout_family
+from exporter.probegate import GateKey, ProbeGate
 from exporter.probes import ProbeRunner, ProbeSpec
 from exporter.results import ProbeRun
 from exporter.state import ExporterState
@@ -45,7 +47,15 @@ _LONGEST_ECHO = 80  # request text quoted back in a 400 is cut to this length
 
 
 class BadProbeRequest(ValueError):
-    """The request cannot be probed; the message is the whole of the 400 answer."""
+    """The request cannot be probed; the message is the whole of the answer (`status`)."""
+
+    status = 400
+
+
+class TargetNotAllowed(BadProbeRequest):
+    """A host that is not a configured node, while ad hoc targets are off."""
+
+    status = 403
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,11 @@ def parse_request(
     scrape_timeout = parse_scrape_timeout(scrape_timeout_header)
     host, port = _split_port(target)
     found = _find_node(config, host)
+    if found is None and not config.probe_endpoint.allow_adhoc_targets:
+        raise TargetNotAllowed(
+            f"unknown target {_quote(host)}: only configured nodes may be probed "
+            "(probe_endpoint.allow_adhoc_targets is false)"
+        )
     if found is None:
         cluster, node = _adhoc(host, modules, specs)
     else:
@@ -269,9 +284,13 @@ def _check_port(target: str, modules: Sequence[str], specs: Mapping[str, ProbeSp
 class OnDemandProber:
     """Checks /probe requests against the running configuration and runs them."""
 
-    def __init__(self, state: ExporterState, runner: ProbeRunner | None = None) -> None:
+    def __init__(
+        self, state: ExporterState, runner: ProbeRunner | None = None, gate: ProbeGate | None = None
+    ) -> None:
         self._state = state
         self._runner = runner or ProbeRunner()
+        # Without a gate of its own it still reuses and caps, without the scheduled results.
+        self.gate = gate or ProbeGate()
 
     def parse(
         self, params: Sequence[tuple[str, str]], scrape_timeout_header: str | None
@@ -288,13 +307,19 @@ class OnDemandProber:
         }
         runs = await asyncio.gather(
             *(
-                self._runner.run(
-                    config,
-                    request.cluster,
-                    request.node,
-                    module,
-                    settings=settings[module],
-                    timeout_seconds=deadlines[module],
+                self.gate.run(
+                    GateKey(request.cluster.name, request.label, module, request.port),
+                    config.probe_endpoint,
+                    scheduled=not request.adhoc and request.port is None,
+                    probe=functools.partial(
+                        self._runner.run,
+                        config,
+                        request.cluster,
+                        request.node,
+                        module,
+                        settings=settings[module],
+                        timeout_seconds=deadlines[module],
+                    ),
                 )
                 for module in request.modules
             )
@@ -351,54 +376,3 @@ class _OnDemandCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from (family for family in self._families if family.samples)
-
-
-# --- debug output --------------------------------------------------------------------------
-
-
-def render_debug(result: OnDemandResult, prober: OnDemandProber, exposition: str) -> str:
-    """`debug=true`: what was probed, a log line per handshake/route/poll, then the metrics."""
-    lines = [*_describe(result), "", "Logs for the probe:"]
-    for run in result.runs:
-        lines.extend(prober.describe_run(run))
-    lines += ["", "Result summary:"]
-    lines += [
-        _summary(run, result.deadlines[run.probe], prober.summarize_run(run)) for run in result.runs
-    ]
-    lines += ["", "Metrics that would have been returned:", exposition.rstrip("\n"), ""]
-    return "\n".join(lines)
-
-
-def _describe(result: OnDemandResult) -> Iterator[str]:
-    request = result.request
-    node = request.node
-    if request.adhoc:
-        yield f"Target {request.label} (not a configured node: cluster label {ADHOC_CLUSTER})"
-    else:
-        yield f"Target {request.cluster.name}/{node.name}: host {node.host}"
-        yield f"Connects to {node.connect_address}, TLS name {node.server_name}" + (
-            f", ports {_port_map(node)}" if node.port_map else ""
-        )
-    if request.port is not None:
-        yield f"TLS sweep narrowed to port {request.port}"
-    if request.scrape_timeout is None:
-        yield f"No {TIMEOUT_HEADER} header: each module has its configured timeout"
-    else:
-        yield (
-            f"{TIMEOUT_HEADER}: {request.scrape_timeout:g}s; the probe may use "
-            f"{TIMEOUT_OFFSET:g}s less, at most each module's configured timeout"
-        )
-    deadlines = ", ".join(f"{m} {result.deadlines[m]:g}s" for m in request.modules)
-    yield f"Modules and deadlines: {deadlines}"
-
-
-def _port_map(node: NodeConfig) -> str:
-    return ", ".join(f"{std}->{real}" for std, real in sorted(node.port_map.items()))
-
-
-def _summary(run: ProbeRun, deadline: float, outcome: str) -> str:
-    verdict = "success" if run.success else "failure"
-    return (
-        f"{run.probe}: {verdict}, reason {run.reason}, took {run.duration_seconds:.3f}s "
-        f"of a {deadline:g}s deadline; {outcome}"
-    )

@@ -18,7 +18,9 @@ from exporter import __version__
 from exporter.basicauth import BasicAuth, TooBusy
 from exporter.frontdoor import FrontDoor, FrontDoorSite
 from exporter.metrics.exposition import Body, negotiated_format
-from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber, render_debug
+from exporter.ondemand import TIMEOUT_HEADER, BadProbeRequest, OnDemandProber
+from exporter.probedebug import render_debug
+from exporter.probegate import ProbeBusy
 from exporter.results import ProbeRun
 from exporter.runbook import runbook_html
 from exporter.store import ResultStore
@@ -144,8 +146,12 @@ class ExporterApp:
                 list(request.query.items()), request.headers.get(TIMEOUT_HEADER)
             )
         except BadProbeRequest as error:
-            return web.Response(status=400, text=f"{error}\n")
-        result = await self._prober.probe(wanted)
+            return web.Response(status=error.status, text=f"{error}\n")
+        try:
+            result = await self._prober.probe(wanted)
+        except ProbeBusy as busy:
+            headers = {"Retry-After": str(busy.retry_after)}
+            return web.Response(status=503, text=f"{busy}\n", headers=headers)
         if wanted.debug:
             exposition = generate_latest(result.registry).decode()
             return web.Response(text=render_debug(result, self._prober, exposition))

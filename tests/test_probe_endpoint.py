@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -85,10 +86,17 @@ class Exporter:
 
 
 @contextlib.asynccontextmanager
-async def running(config: ExporterConfig) -> AsyncIterator[Exporter]:
+async def running(config: ExporterConfig, **probe_endpoint: Any) -> AsyncIterator[Exporter]:
+    """These tests probe ad hoc hosts and re-probe after changing the lab: both on unless a
+    test says otherwise (the defaults are tested in tests/test_probe_policy.py)."""
+
     async def no_reload() -> str | None:
         return None
 
+    policy = {"allow_adhoc_targets": True, "min_interval": 0.0, **probe_endpoint}
+    config = config.model_copy(
+        update={"probe_endpoint": config.probe_endpoint.model_copy(update=policy)}
+    )
     state = ExporterState(config, time.time())
     app = ExporterApp(
         RegistryBodies(CollectorRegistry()), ResultStore(), no_reload, prober=OnDemandProber(state)

@@ -26,6 +26,8 @@ from exporter.webconfig import WebConfig
 
 # Only the new probe runs: the built-in ones are switched off, so nothing leaves loopback.
 CONFIG = """
+# Probes on demand afresh, and ad hoc hosts too (the defaults: tests/test_probe_policy.py).
+probe_endpoint: {allow_adhoc_targets: true, min_interval: 0}
 probes:
   tls: {enabled: false}
   directory: {enabled: false}

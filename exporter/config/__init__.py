@@ -14,7 +14,7 @@ from exporter.config.base import ConfigError
 from exporter.config.catalogue import CatalogueEntry, FirmwareRule
 from exporter.config.credentials import SnmpCredentials
 from exporter.config.load import load_config, load_config_async, parse_config
-from exporter.config.model import ExporterConfig, SchedulerConfig
+from exporter.config.model import ExporterConfig, ProbeEndpointConfig, SchedulerConfig
 from exporter.config.probes import (
     ALL_TLS_VERSIONS,
     DEFAULT_TLS_PORTS,
@@ -38,6 +38,7 @@ __all__ = [
     "FirmwareRule",
     "NodeConfig",
     "PortConfig",
+    "ProbeEndpointConfig",
     "ProbesConfig",
     "ScheduledProbeConfig",
     "SchedulerConfig",
