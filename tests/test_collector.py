@@ -189,8 +189,10 @@ async def test_phones_at_risk_follow_the_node_tls_policy(lab: Lab) -> None:
         assert registry.get_sample_value("cucm_phones", stale) is None
         boot_before = registry.get_sample_value("cucm_node_boot_time_seconds", pub)
 
+        # Boot times are whole seconds, and the node may have booted just now (another test
+        # restarts it last): the restart must come a second after that boot to show.
+        await asyncio.sleep(1.1)
         lab.set_tls_policy("cucm-pub", "1.2")
-        await asyncio.sleep(1.1)  # so the restarted node's boot time is a different second
         await poll_all()
         # Legacy models in the lab's mix: 7962 x8, 7942 x4, 7965 x2, 6921 x3, 8945, 9971 x2,
         # IP Communicator, and a 7821 and an 8851 on firmware older than 12.0.

@@ -85,8 +85,15 @@ def keep_connections_open(lab: Lab, opened: list[socket.socket]) -> None:
 def stopped_lab_leaves_nothing(label: str) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        gc.collect()  # what earlier tests left to the collector is not this lab's
+        caught.clear()
         before = open_fds()
         lab = Lab(restart_downtime=0.0).start()
+        ports = {
+            port: f"{node.name}:{standard}"
+            for node in lab.nodes()
+            for standard, port in node.ports.items()
+        }
         with clients() as opened:
             try:
                 keep_connections_open(lab, opened)
@@ -95,9 +102,23 @@ def stopped_lab_leaves_nothing(label: str) -> None:
         del lab
         gc.collect()
         after = open_fds()
-    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    unclosed = [
+        f"{w.message} (lab port {ports.get(_local_port(w.source) or 0, '?')})"
+        for w in caught
+        if issubclass(w.category, ResourceWarning)
+    ]
     assert unclosed == [], label
     assert after == before, f"{label}: {after - before} file descriptors left open"
+
+
+def _local_port(source: object) -> int | None:
+    """The local port of a leaked socket or transport (to name the lab listener it came from)."""
+    sock = source.get_extra_info("socket") if hasattr(source, "get_extra_info") else source
+    try:
+        name = sock.getsockname() if isinstance(sock, socket.socket) else None
+    except OSError:
+        return None
+    return name[1] if isinstance(name, tuple) else None
 
 
 def test_a_stopped_lab_closes_every_connection_it_accepted() -> None:
