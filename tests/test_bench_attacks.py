@@ -3,22 +3,16 @@ failed probe, a held or dropped idle connection, a goal missed."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
-import time
-from pathlib import Path
 
 from bench.load_soak.attacks import (
     SOFT_NOFILE,
     Figures,
-    Victim,
     blackbox_failing,
-    hold_idle,
     our_failing,
     soft_fd_limit,
 )
-from bench.processes import Service
 
 EXPOSITION = b"""# HELP cucm_probe_success Whether the probe's measurement worked.
 # TYPE cucm_probe_success gauge
@@ -55,22 +49,3 @@ def test_the_fd_limit_is_read_from_proc() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     expected = soft if soft != resource.RLIM_INFINITY else 2**31
     assert soft_fd_limit(os.getpid()) == expected
-
-
-async def test_idle_connections_are_held_and_a_victim_that_drops_them_is_seen() -> None:
-    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the attacker closes
-
-    for handler, dropped in ((drop, 5), (hold, 0)):
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        service = Service(["true"], Path("unused.yml"), Path("unused.log"))  # never started
-        service.port = port
-        victim = Victim("ours", service, "/metrics", (), our_failing, None)
-        async with server:
-            seen = await hold_idle(victim, 5, time.monotonic() + 1.0)
-        assert seen["held"] == 5
-        assert seen["closed_by_victim"] == dropped
