@@ -1,17 +1,19 @@
-"""The two commands: `load` (50 scrapers for a minute) and `soak` (an hour of flapping)."""
+"""The commands: `load` (50 scrapers for a minute), `soak` (an hour of flapping) and `attacks`
+(the three front-door attacks of issue 14)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-from bench.load_soak import load, soak
+from bench.load_soak import attacks, load, soak
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_soak", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, module in (("load", load), ("soak", soak)):
+    commands_by_name = {"load": load, "soak": soak, "attacks": attacks}
+    for name, module in commands_by_name.items():
         doc = module.__doc__ or ""
         command = commands.add_parser(
             name,
@@ -21,6 +23,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         module.add_arguments(command)
     args = parser.parse_args(argv)
-    if args.command == "load":
-        return load.main(args)
-    return soak.main(args)
+    status: int = commands_by_name[args.command].main(args)
+    return status

@@ -15,12 +15,11 @@ between runs); the report gives the medians of the runs.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import statistics
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, astuple, dataclass, field
 from typing import Any
 
@@ -59,34 +58,24 @@ class AgentUsage:
     requests: int
 
 
-class AgentProcess:
-    """The agent server process: its announcement, CPU and PDU count; stopped on exit."""
+class AgentProcess(Announcing):
+    """The agent server process: its announcement (`agent`), CPU and PDU count."""
 
     def __init__(self, phones: int) -> None:
         command = [sys.executable, "-m", "bench.snmp_walk.server", "--phones", str(phones)]
-        self._server = Announcing(
+        super().__init__(
             command, AGENT_START_TIMEOUT, name="the SNMP agent", linger=10, stop_timeout=5
         )
-        self.agent = Agent(**self._server.start())
+
+    @property
+    def agent(self) -> Agent:
+        return Agent(**self.announcement)
 
     def usage(self) -> AgentUsage:
         """CPU the agent has used so far and the PDUs it has answered."""
-        self._server.send("requests")
-        requests = json.loads(self._server.line(AGENT_REPLY_TIMEOUT))["requests"]
-        return AgentUsage(cpu_seconds(self.agent.pid), requests)
-
-    def stop(self) -> None:
-        """Close its stdin (it stops at EOF); SIGTERM, then SIGKILL, if it lingers."""
-        self._server.stop()
-
-
-@contextlib.contextmanager
-def snmp_agent(phones: int) -> Iterator[AgentProcess]:
-    agent = AgentProcess(phones)
-    try:
-        yield agent
-    finally:
-        agent.stop()
+        self.send("requests")
+        requests = json.loads(self.line(AGENT_REPLY_TIMEOUT))["requests"]
+        return AgentUsage(cpu_seconds(self.pid), requests)
 
 
 # --- our driver --------------------------------------------------------------------------------
@@ -392,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     polls: list[UnchangedPoll] = []
     expected: dict[int, Expected] = {}
     profile_report: dict[str, Any] | None = None
-    with snmp_agent(options.phones) as agent_process:
+    with AgentProcess(options.phones) as agent_process:
         agent = agent_process.agent
         print(
             f"agent: {agent.phones} phones, {agent.products} products on {agent.target}",
