@@ -3,10 +3,12 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/exporter
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md MANIFEST.in constraints.txt ./
 COPY exporter ./exporter
+# constraints.txt pins every dependency to what the tests ran with (scripts/constraints.py), so
+# an image built later has the same libraries.
 RUN /opt/exporter/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/exporter/bin/pip install --no-cache-dir .
+ && /opt/exporter/bin/pip install --no-cache-dir --constraint constraints.txt .
 
 # Runtime stage: the virtual environment only, run by an unprivileged user.
 FROM python:3.11-slim

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from exporter.config import ExporterConfig, NodeConfig, parse_config
+from exporter.lab import Lab
 from exporter.metrics.collector import CucmCollector
 from exporter.probes import NodeProbe, ProbeRunner, ProbeSpec
 from exporter.results import TlsProbeResult
@@ -158,3 +161,53 @@ async def test_skipped_runs_are_counted_and_logged_once_a_minute(
     ]
     by_probe = {s.labels["probe"]: s.value for s in family.samples if s.name.endswith("_total")}
     assert by_probe == {"tls": store.skipped()["tls"], "directory": 0.0, "snmp": 0.0}
+
+
+def _lab_config(lab: Lab, snmp_retries: int = 0) -> ExporterConfig:
+    """Long intervals (no second run during the test), a 1 s jitter for the first ones."""
+    data = lab.exporter_config(interval=300.0, timeout=8.0)
+    for probe in data["probes"].values():
+        probe["jitter"] = "1s"
+    data["probes"]["snmp"]["retries"] = snmp_retries
+    return parse_config(yaml.safe_dump(data), base_dir=Path.cwd())
+
+
+async def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"gave up after {seconds:g}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_reload_keeps_the_schedule_of_unchanged_jobs(lab: Lab) -> None:
+    """Counted at the lab's SNMP agents: reloads of the same config (a config-reloader sidecar,
+    an Ansible loop) start no SNMP poll; a changed setting starts one, on the nodes it changes."""
+    scheduler = ProbeScheduler(ResultStore())
+    scheduler.start(_lab_config(lab))
+    try:
+        await _until(
+            lambda: all(lab.snmp_requests(n) > 0 for n in ("cucm-pub", "cucm-sub1")),
+            20,
+            "the first SNMP polls",
+        )
+        await asyncio.sleep(1.5)  # past the jitter: every first run has started
+        polled = {n: lab.snmp_requests(n) for n in ("cucm-pub", "cucm-sub1")}
+        planned = {key: job.next_run for key, job in scheduler.jobs().items()}
+        for _ in range(3):
+            scheduler.apply(_lab_config(lab))  # parsed afresh, equal settings
+        assert {key: job.next_run for key, job in scheduler.jobs().items()} == planned
+        await asyncio.sleep(2.5)  # a job started afresh would have run within its 1 s jitter
+        assert {n: lab.snmp_requests(n) for n in polled} == polled
+
+        # The positive control: a changed SNMP setting re-plans the SNMP jobs, and only them.
+        scheduler.apply(_lab_config(lab, snmp_retries=1))
+        await _until(
+            lambda: all(lab.snmp_requests(n) > polled[n] for n in polled), 20, "new SNMP polls"
+        )
+        replanned = scheduler.jobs()
+        for key, when in planned.items():
+            assert (replanned[key].next_run == when) is (key[2] != "snmp"), key
+    finally:
+        await scheduler.stop()
