@@ -13,6 +13,7 @@ PACKAGE = Path(exporter.__file__).parent
 # Fractions order the modules of one package (exporter.config) below the layer above it.
 LAYERS: dict[str, float] = {
     "exporter": 0,
+    "exporter.phonetable": -1,  # a data structure below the results that carry it
     "exporter.results": 0,
     "exporter.timing": 0,
     "exporter.version": 0,

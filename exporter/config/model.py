@@ -6,9 +6,9 @@ from pydantic import Field, field_validator
 
 from exporter.config.base import Strict
 from exporter.config.catalogue import CatalogueEntry
-from exporter.config.types import Duration
 from exporter.config.probes import ProbesConfig
 from exporter.config.targets import ClusterConfig
+from exporter.config.types import Duration
 
 __all__ = ["ExporterConfig", "ProbeEndpointConfig", "SchedulerConfig"]
 
