@@ -86,6 +86,7 @@ class Daemon:
         # Before the front door sizes its connection cap from it.
         self._fd_limit = raise_fd_limit()
         self._door = FrontDoor(serving.limits, fd_limit=self._fd_limit[0])
+        self._malformed_filter = MalformedRequestFilter(self._door)
         process = CollectorRegistry()
         ProcessCollector(registry=process)
         PlatformCollector(registry=process)
@@ -120,7 +121,7 @@ class Daemon:
     async def start(self) -> None:
         """Listen, then schedule the probes; raises OSError when it cannot listen."""
         AcceptErrorLimiter().install(asyncio.get_running_loop())
-        MalformedRequestFilter(self._door).install()
+        self._malformed_filter.install()
         self._runner = await serve(
             self.app.build(), self._serving.listen, self._ssl_context, self._door
         )
@@ -176,6 +177,7 @@ class Daemon:
         await self._scheduler.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        self._malformed_filter.uninstall()
 
 
 def _summarizer(specs: Iterable[ProbeSpec]) -> Callable[[ProbeRun], str]:

@@ -278,7 +278,15 @@ class MalformedRequestFilter(logging.Filter):
         return False
 
     def install(self) -> None:
-        logging.getLogger("aiohttp.server").addFilter(self)
+        """Counts for this door only: a filter left by an earlier daemon in this process (a
+        restart, a test) would take the records first and count them for a door gone."""
+        logger = logging.getLogger("aiohttp.server")
+        for earlier in [f for f in logger.filters if isinstance(f, MalformedRequestFilter)]:
+            logger.removeFilter(earlier)
+        logger.addFilter(self)
+
+    def uninstall(self) -> None:
+        logging.getLogger("aiohttp.server").removeFilter(self)
 
 
 class AcceptErrorLimiter:
