@@ -206,6 +206,15 @@ class TlsListener:
         """
         if self._server is None:
             return
+        # Stop accepting first, then let the connections accepted a moment ago reach `_handle`
+        # (accept task, then connection_made, then the handler: a few loop turns). asyncio
+        # (3.11) drops a connection whose accept task first runs after `Server.close()`
+        # without closing its socket, which the garbage collector then reports elsewhere.
+        loop = asyncio.get_running_loop()
+        for listening in self._server.sockets:
+            loop.remove_reader(listening.fileno())
+        for _ in range(4):
+            await asyncio.sleep(0)
         self._server.close()
         await self._server.wait_closed()
         self._server = None
