@@ -144,6 +144,8 @@ async def test_a_newline_in_an_ipv6_scope_id_stays_on_its_line(policy_lab: Lab) 
     target = "fe80::1%25x%0AInjected: yes"
     async with serving(config) as (session, base, _):
         status, text, _ = await _get(session, f"{base}/probe?target={target}&debug=true")
-    assert status == 200
+    # The target is refused as a host (a scope id is an interface name), and the refusal
+    # quotes it escaped: no line of the answer starts with what the client injected.
+    assert status == 400
     assert "Injected" in text
     assert not any(line.startswith("Injected") for line in text.splitlines())
