@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from exporter.lab.certs import Issued, LabCA
 from exporter.lab.directory import DirectoryFault, DirectoryService, generate_users
+from exporter.lab.risport import RisportService
 from exporter.lab.snmp import (
     DEFAULT_MIX,
     STATUS_CODES,
@@ -223,6 +224,7 @@ class Lab:
         self._nodes: dict[tuple[str, str], LabNode] = {}
         self._added = 0
         self.ca: LabCA | None = None
+        self.risport: dict[str, RisportService] = {}  # cluster -> its RisPort70 (lab/risport.py)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -248,6 +250,8 @@ class Lab:
                         )
                 node = LabNode(cluster, name, self.ca, self._address, phones)
                 self._nodes[(cluster, name)] = node
+                risport = self.risport.setdefault(cluster, RisportService(cluster))
+                risport.serve_on(node._tomcat.app, name, node.agent)  # Tomcat's 8443
                 await node.start()
                 previous = node
 
