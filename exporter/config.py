@@ -39,6 +39,8 @@ __all__ = [
     "FirmwareRule",
     "NodeConfig",
     "PortConfig",
+    "RisportCredentials",
+    "RisportProbeConfig",
     "ScheduledProbeConfig",
     "SnmpCredentials",
     "SnmpProbeConfig",
@@ -414,10 +416,95 @@ class SnmpProbeConfig(ScheduledProbeConfig):
         return value
 
 
+# --- risport: RisPort70 as a phone inventory source (issue 17; one block, moved as one) ---
+
+InventorySource = Literal["snmp", "risport", "both"]
+
+
+class RisportCredentials(_Strict):
+    """A cluster's RisPort70 access: an application user with the roles "Standard CCM Admin
+    Users" and "Standard SERVICEABILITY", and the node to ask (default: the first node).
+    The password never prints (SecretStr): inline, `${ENV_VAR}`, or `password_file`."""
+
+    username: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^:\s]+$")]
+    password: InlineSecret | None = None
+    password_file: SecretFile | None = None
+    node: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Self:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("set password or password_file (one of them)")
+        return self
+
+    @property
+    def password_value(self) -> SecretStr:
+        value = self.password or self.password_file
+        assert value is not None  # the validator saw to it
+        return value
+
+
+def check_inventory(
+    inventory: InventorySource, risport: RisportCredentials | None, nodes: Sequence[str]
+) -> None:
+    """The cluster-level rules of the inventory choice (ClusterConfig calls this)."""
+    if inventory != "snmp" and risport is None:
+        raise ValueError(f"inventory {inventory} needs risport (username and password)")
+    if risport is not None and risport.node is not None and risport.node not in nodes:
+        raise ValueError(f"risport.node {risport.node!r} is not a node of this cluster")
+
+
+class RisportProbeConfig(ScheduledProbeConfig):
+    """RisPort70 selectCmDeviceExt, once per cluster, within a request budget.
+
+    CUCM allows about 15 RisPort requests a minute for the whole cluster, shared with every
+    other client (RTMT, other monitoring); the default spends well under half of that. A walk
+    that needs more pages than the budget allows continues on the next run.
+    """
+
+    interval: Duration = 300.0
+    timeout: Duration = 60.0
+    jitter: Duration = 30.0
+    port: PortNumber = 8443
+    requests_per_minute: int = Field(default=6, ge=1, le=15)
+    page_size: int = Field(default=1000, ge=1, le=1000)  # MaxReturnedDevices: 1000 at most
+    request_timeout: Duration = 15.0
+    backoff: Duration = 120.0  # no request for this long after the rate-limit fault
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    ca_file: ExistingFile | None = None  # verify CUCM's certificate with it (else: the system's)
+    verify: bool = True  # the application user's password goes over this connection
+    models: dict[
+        Annotated[int, Field(ge=0)], Annotated[str, Field(min_length=1, max_length=64)]
+    ] = Field(
+        default_factory=dict
+    )  # RisPort model code -> name; tried before the bundled data/risport_models.yaml
+
+    @field_validator("request_timeout")
+    @classmethod
+    def _request_within_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("timeout")
+        if value <= 0:
+            raise ValueError("request_timeout must be positive")
+        if timeout is not None and value > timeout:
+            raise ValueError(f"request_timeout ({value:g}s) must be at most timeout ({timeout:g}s)")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+
+# --- end of the risport block -------------------------------------------------------------
+
+
 class ProbesConfig(_Strict):
     tls: TlsProbeConfig = TlsProbeConfig()
     directory: DirectoryProbeConfig = DirectoryProbeConfig()
     snmp: SnmpProbeConfig = SnmpProbeConfig()
+    risport: RisportProbeConfig = RisportProbeConfig()
 
 
 class FirmwareRule(_Strict):
@@ -517,6 +604,13 @@ class ClusterConfig(_Strict):
     name: Name
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     snmp: SnmpCredentials | None = None
+    inventory: InventorySource = "snmp"  # with both, RisPort counts and SNMP is cross-checked
+    risport: RisportCredentials | None = None
+
+    @model_validator(mode="after")
+    def _check_inventory(self) -> Self:
+        check_inventory(self.inventory, self.risport, [node.name for node in self.nodes])
+        return self
 
     @model_validator(mode="after")
     def _inherit_snmp(self) -> Self:
