@@ -33,6 +33,8 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
@@ -351,3 +353,28 @@ _ENTITY_BOMB = (
     + ']><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
     "<soapenv:Body><x>&lol9;</x></soapenv:Body></soapenv:Envelope>"
 ).encode()
+
+
+def risport_exporter_config(
+    data: dict[str, Any], ca_file: Path, inventory: str, *, interval: float = 60.0
+) -> dict[str, Any]:
+    """The lab's exporter config (as data) with every cluster's inventory from RisPort70
+    (`risport`) or from both sources (`both`), with the lab's application user."""
+    timeout = min(50.0, interval * 0.8)
+    data = {**data, "probes": {**data["probes"]}}
+    data["probes"]["risport"] = {
+        "interval": f"{interval:g}s",
+        "timeout": f"{timeout:g}s",
+        "jitter": "0s",
+        "request_timeout": f"{min(5.0, timeout):g}s",
+        "ca_file": str(ca_file),
+    }
+    data["clusters"] = [
+        {
+            **cluster,
+            "inventory": inventory,
+            "risport": {"username": LAB_RISPORT_USER, "password": LAB_RISPORT_PASSWORD},
+        }
+        for cluster in data["clusters"]
+    ]
+    return data
