@@ -112,6 +112,13 @@ def _command_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between probe runs in the demo (default %(default)s)",
     )
+    demo.add_argument(
+        "--inventory",
+        choices=("snmp", "risport", "both"),
+        default="snmp",
+        help="where the demo's phone inventory comes from: SNMP, RisPort70, or both "
+        "(RisPort counted, SNMP cross-checked) (default %(default)s)",
+    )
     demo.set_defaults(handler=_demo)
 
     # Dispatched before parsing (it has its own parser); listed here for --help.
@@ -363,7 +370,8 @@ def _demo(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     from exporter.demo import run_demo
 
-    return asyncio.run(run_demo(serving, args.control, args.interval, "https" if tls else "http"))
+    scheme = "https" if tls else "http"
+    return asyncio.run(run_demo(serving, args.control, args.interval, scheme, args.inventory))
 
 
 # --- check -------------------------------------------------------------------------------

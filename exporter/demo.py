@@ -25,16 +25,23 @@ def self_command() -> list[str]:
     return [sys.executable, "-m", "exporter"]
 
 
-async def run_demo(serving: Serving, control: str, interval: float, scheme: str) -> int:
+async def run_demo(
+    serving: Serving, control: str, interval: float, scheme: str, inventory: str = "snmp"
+) -> int:
     # The lab is only loaded when asked for.
+    import yaml
+
     from exporter.lab import Lab
     from exporter.lab.cli import start_control
+    from exporter.lab.risport import risport_exporter_config
 
     host, _, port = control.rpartition(":")
     with tempfile.TemporaryDirectory(prefix="cucm-demo-") as tmp, Lab() as lab:
-        config_file = lab.write_exporter_config(
-            Path(tmp) / "demo.yml", interval=interval, timeout=min(8.0, interval * 0.8)
-        )
+        data = lab.exporter_config(interval=interval, timeout=min(8.0, interval * 0.8))
+        if inventory != "snmp":
+            data = risport_exporter_config(data, lab.ca_file, inventory, interval=interval)
+        config_file = Path(tmp) / "demo.yml"
+        config_file.write_text(yaml.safe_dump(data, sort_keys=False))
         config = load_config(config_file)
         try:
             control_runner = await start_control(lab, host, int(port))

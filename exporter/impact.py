@@ -16,9 +16,10 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.catalogue import Capability, Catalogue, DirectoryUse
+from exporter.inventory_compare import NodeComparison, compare
 from exporter.probes.spec import Key, ProbeSpec
 from exporter.results import PhoneRow, ProbeRun, TlsProbeResult, TlsVersion
 
@@ -77,6 +78,8 @@ class ClusterPhones:
     verdicts: Mapping[tuple[str, str, str, Verdict, str], int]
     required: Mapping[str, TlsVersion]  # node -> the TLS version its directory path requires
     facts: Mapping[str, NodeFacts]  # node -> its completeness (configured nodes only)
+    sources: tuple[str, ...] = ()  # the inventory probes that had rows, the counted one first
+    cross_check: tuple[NodeComparison, ...] = ()  # the second source against the first
 
     @property
     def at_risk(self) -> dict[tuple[str, str], int]:
@@ -212,7 +215,7 @@ def _inputs(
         for key, run in sorted(runs.items())
         if isinstance(run.result, TlsProbeResult)
         or key[2] == TLS_PROBE
-        or ((spec := specs.get(key[2])) is not None and spec.inventory is not None)
+        or ((spec := specs.get(key[2])) is not None and spec.carries_phones)
     )
     return _Inputs(used, tuple(nodes))
 
@@ -227,6 +230,7 @@ def _summarize_runs(
     required: dict[str, TlsVersion | None] = {}
     tls_missing: dict[str, str] = {}
     inventory_failed: dict[str, str] = {}
+    sources: dict[str, dict[str, Sequence[PhoneRow]]] = {}  # probe -> node -> rows
     for (_, node, probe), run in inputs.used:
         if isinstance(run.result, TlsProbeResult):
             required[node] = required_version(run.result)
@@ -234,10 +238,23 @@ def _summarize_runs(
                 tls_missing[node] = "the TVS or Tomcat minimum could not be judged"
         elif probe == TLS_PROBE:
             tls_missing[node] = f"the tls probe failed ({run.reason})"
-        elif (rows := specs[probe].phones(run)) is not None:
-            inventories.setdefault(node, rows)  # the first source in spec order wins
         else:
-            inventory_failed.setdefault(node, f"{probe}: {run.reason}")
+            by_node = specs[probe].phones_by_node(run)
+            for at, rows in (by_node or {}).items():
+                sources.setdefault(probe, {}).setdefault(at, rows)
+            # A cluster-wide source answers for every node: one it lacks, it failed to read.
+            covered = inputs.nodes if specs[probe].cluster_inventory is not None else (node,)
+            for at in covered:
+                if at not in (by_node or {}):
+                    inventory_failed.setdefault(at, f"{probe}: {run.reason}")
+    # Node by node, the first source wins: a cluster-wide one (it has merged each device's
+    # records across nodes), then spec order.
+    order = [
+        p for p in sorted(specs, key=lambda p: specs[p].cluster_inventory is None) if p in sources
+    ]
+    for probe in order:
+        for at, rows in sources[probe].items():
+            inventories.setdefault(at, rows)
     facts: dict[str, NodeFacts] = {}
     for node in dict.fromkeys((*inputs.nodes, *inventories)):
         missing: dict[Missing, str] = {}
@@ -255,7 +272,8 @@ def _summarize_runs(
         ):
             missing[Missing.TLS_POLICY_UNKNOWN] = tls_missing.get(node, "the tls probe has not run")
         facts[node] = NodeFacts(missing)
-    return summarize(inventories, required, catalogue, facts, assume)
+    summary = summarize(inventories, required, catalogue, facts, assume)
+    return replace(summary, sources=tuple(order), cross_check=compare(sources, order))
 
 
 def cluster_phones(

@@ -26,6 +26,8 @@ from exporter.config import (
     NodeConfig,
     PortConfig,
     ProbesConfig,
+    RisportCredentials,
+    RisportProbeConfig,
     SchedulerConfig,
     SnmpCredentials,
     SnmpProbeConfig,
@@ -405,6 +407,8 @@ def test_example_documents_every_field() -> None:
         ClusterConfig,
         NodeConfig,
         SnmpCredentials,
+        RisportProbeConfig,
+        RisportCredentials,
     ]
     missing = [
         f"{model.__name__}.{field}"

@@ -262,12 +262,12 @@ BAD_REQUESTS = [
     (
         "target=cucm-pub&module=http",
         {},
-        "unknown module 'http': known modules are tls, directory, snmp",
+        "unknown module 'http': known modules are tls, directory, snmp, risport",
     ),
     (
-        "target=cucm-pub&module=tls,directory,snmp,tls",
+        "target=cucm-pub&module=tls,directory,snmp,risport,tls",
         {},
-        "4 modules named: at most 3, each of tls, directory, snmp once",
+        "5 modules named: at most 4, each of tls, directory, snmp, risport once",
     ),
     (
         "target=127.0.0.1&module=snmp",

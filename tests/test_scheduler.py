@@ -160,7 +160,12 @@ async def test_skipped_runs_are_counted_and_logged_once_a_minute(
         f for f in collector.self_families() if f.name == "cucm_exporter_probe_runs_skipped"
     ]
     by_probe = {s.labels["probe"]: s.value for s in family.samples if s.name.endswith("_total")}
-    assert by_probe == {"tls": store.skipped()["tls"], "directory": 0.0, "snmp": 0.0}
+    assert by_probe == {
+        "tls": store.skipped()["tls"],
+        "directory": 0.0,
+        "snmp": 0.0,
+        "risport": 0.0,
+    }
 
 
 def _lab_config(lab: Lab, snmp_retries: int = 0) -> ExporterConfig:

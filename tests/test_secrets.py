@@ -17,6 +17,7 @@ import yaml
 from exporter.config import load_config
 from exporter.lab import Lab
 from exporter.lab.cluster import LAB_COMMUNITY
+from exporter.lab.risport import LAB_RISPORT_PASSWORD, LAB_RISPORT_USER
 from tests.conftest import start_daemon, stop_process
 from tests.test_daemon import wait_for
 
@@ -24,7 +25,11 @@ V3_AUTH = "v3-auth-SECRET-2b91"
 V3_PRIV = "v3-priv-SECRET-c4d7"
 FILE_COMMUNITY = "file-community-SECRET-88e0"
 WEB_PASSWORD = "web-password-SECRET-0f3a"
-SECRETS = (LAB_COMMUNITY, V3_AUTH, V3_PRIV, FILE_COMMUNITY, WEB_PASSWORD)
+WRONG_RISPORT = "risport-wrong-SECRET-6d2e"  # a RisPort70 password the lab rejects (401)
+SECRETS = (
+    LAB_COMMUNITY, V3_AUTH, V3_PRIV, FILE_COMMUNITY, WEB_PASSWORD, LAB_RISPORT_PASSWORD,
+    WRONG_RISPORT,
+)  # fmt: skip
 
 
 def write_configs(lab: Lab, directory: Path) -> tuple[Path, Path, str]:
@@ -50,6 +55,17 @@ def write_configs(lab: Lab, directory: Path) -> tuple[Path, Path, str]:
             "nodes": nodes[1:],
         },
     ]  # fmt: skip
+    # RisPort70 too: the lab's cluster with the right password, the v3 one with a wrong one.
+    data["probes"]["risport"] = {
+        "interval": "4s", "timeout": "3s", "jitter": "0s", "request_timeout": "1s",
+        "ca_file": str(lab.ca_file),
+    }  # fmt: skip
+    for cluster, password in (
+        (data["clusters"][0], LAB_RISPORT_PASSWORD),
+        (data["clusters"][1], "${RIS_WRONG}"),
+    ):
+        cluster["inventory"] = "both"
+        cluster["risport"] = {"username": LAB_RISPORT_USER, "password": password}
     config = directory / "exporter.yml"
     config.write_text(yaml.safe_dump(data))
     hashed = bcrypt.hashpw(WEB_PASSWORD.encode(), bcrypt.gensalt(10)).decode()
@@ -62,6 +78,7 @@ def test_no_output_carries_a_secret(
     lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("V3_PRIV", V3_PRIV)
+    monkeypatch.setenv("RIS_WRONG", WRONG_RISPORT)
     config, web, hashed = write_configs(lab, tmp_path)
     outputs: dict[str, str] = {}
 
@@ -100,6 +117,8 @@ def test_no_output_carries_a_secret(
             "/probe?target=v3/cucm-pub&module=snmp&debug=true",
             "/probe?target=from-file/cucm-sub1&module=snmp&debug=true",
             "/probe?target=from-file/cucm-sub1&module=snmp",
+            "/probe?target=cucm-pub&module=risport&debug=true",
+            "/probe?target=v3/cucm-pub&module=risport&debug=true",
         ):  # fmt: skip
             outputs[path] = get(path, auth)
         outputs["unauthorised"] = get("/metrics", wrong)
@@ -116,6 +135,7 @@ def test_no_output_carries_a_secret(
         stop_process(daemon)
     outputs["daemon log"] = log_path.read_text()
     assert "probe=snmp cluster=v3" in outputs["daemon log"]  # the v3 polls did happen
+    assert "auth_failed" in outputs["/probe?target=v3/cucm-pub&module=risport&debug=true"]
 
     # The change-window report, both formats, and --config.check of a broken file.
     config.write_text(config.read_text().replace("\nbogus: 1\n", "\n"))
@@ -123,7 +143,8 @@ def test_no_output_carries_a_secret(
         run = subprocess.run(
             [sys.executable, "-m", "exporter", "check", "--config.file", str(config),
              "--format", form, "--log.level", "debug"],
-            capture_output=True, text=True, timeout=120, env={**_environ(), "V3_PRIV": V3_PRIV},
+            capture_output=True, text=True, timeout=120,
+            env={**_environ(), "V3_PRIV": V3_PRIV, "RIS_WRONG": WRONG_RISPORT},
         )  # fmt: skip
         outputs[f"check {form}"] = run.stdout + run.stderr
     broken = tmp_path / "broken.yml"
@@ -132,7 +153,8 @@ def test_no_output_carries_a_secret(
     )
     checked = subprocess.run(
         [sys.executable, "-m", "exporter", "--config.check", "--config.file", str(broken)],
-        capture_output=True, text=True, timeout=60, env={**_environ(), "V3_PRIV": V3_PRIV},
+        capture_output=True, text=True, timeout=60,
+        env={**_environ(), "V3_PRIV": V3_PRIV, "RIS_WRONG": WRONG_RISPORT},
     )  # fmt: skip
     assert checked.returncode == 2
     outputs["config check"] = checked.stdout + checked.stderr

@@ -5,14 +5,14 @@ Defaults live here and nowhere else. `load_config` reads YAML, resolves secrets 
 problem at once, each prefixed with its path (`clusters[0].nodes[2].host: ...`).
 
 Layout: `base` (strict model base, YAML loader, bounded file reading, error format), `types`
-(durations, hosts, "within" validator), `secrets`, `credentials` (SNMP; RisPort70 goes there
-too), `probes` (one settings model per probe, `ProbesConfig`), `catalogue`, `targets` (clusters,
-nodes), `model` (the whole file), `load`. The web config (exporter/webconfig.py) reuses `base`.
+(durations, hosts, "within" validator), `secrets`, `credentials` (SNMP, RisPort70), `probes`
+(one settings model per probe, `ProbesConfig`), `catalogue`, `targets` (clusters, nodes),
+`model` (the whole file), `load`. The web config (exporter/webconfig.py) reuses `base`.
 """
 
 from exporter.config.base import ConfigError
 from exporter.config.catalogue import CatalogueEntry, FirmwareRule
-from exporter.config.credentials import SnmpCredentials
+from exporter.config.credentials import RisportCredentials, SnmpCredentials
 from exporter.config.load import load_config, load_config_async, parse_config
 from exporter.config.model import ExporterConfig, ProbeEndpointConfig, SchedulerConfig
 from exporter.config.probes import (
@@ -21,6 +21,7 @@ from exporter.config.probes import (
     DirectoryProbeConfig,
     PortConfig,
     ProbesConfig,
+    RisportProbeConfig,
     ScheduledProbeConfig,
     SnmpProbeConfig,
     TlsProbeConfig,
@@ -40,6 +41,8 @@ __all__ = [
     "PortConfig",
     "ProbeEndpointConfig",
     "ProbesConfig",
+    "RisportCredentials",
+    "RisportProbeConfig",
     "ScheduledProbeConfig",
     "SchedulerConfig",
     "SnmpCredentials",

@@ -1,19 +1,21 @@
-"""Credentials a node (or its whole cluster) gives a probe: SNMP v2c or v3 today.
+"""Credentials a node (or its whole cluster) gives a probe: SNMP v2c or v3, a RisPort70 user.
 
-A new credential block (say, a RisPort70 application user) goes here, next to its siblings,
-using `InlineSecret` / `SecretFile` so its values never print and `*_file` is read safely.
+Every secret uses `InlineSecret` / `SecretFile`, so its values never print and `*_file` is
+read safely.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from exporter.config.base import Strict
 from exporter.config.secrets import InlineSecret, SecretFile
+from exporter.config.types import Name
 
-__all__ = ["SnmpCredentials"]
+__all__ = ["InventorySource", "RisportCredentials", "SnmpCredentials", "check_inventory"]
 
 
 class SnmpCredentials(Strict):
@@ -87,3 +89,41 @@ class SnmpCredentials(Strict):
     @property
     def priv_value(self) -> SecretStr | None:
         return self.priv_password or self.priv_password_file
+
+
+# Where a cluster's phone inventory comes from; with both, RisPort counts and SNMP is
+# cross-checked.
+InventorySource = Literal["snmp", "risport", "both"]
+
+
+class RisportCredentials(Strict):
+    """A cluster's RisPort70 access: an application user with the roles "Standard CCM Admin
+    Users" and "Standard SERVICEABILITY", and the node to ask (default: the first node).
+    The password never prints (SecretStr): inline, `${ENV_VAR}`, or `password_file`."""
+
+    username: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^:\s]+$")]
+    password: InlineSecret | None = None
+    password_file: SecretFile | None = None
+    node: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Self:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("set password or password_file (one of them)")
+        return self
+
+    @property
+    def password_value(self) -> SecretStr:
+        value = self.password or self.password_file
+        assert value is not None  # the validator saw to it
+        return value
+
+
+def check_inventory(
+    inventory: InventorySource, risport: RisportCredentials | None, nodes: Sequence[str]
+) -> None:
+    """The cluster-level rules of the inventory choice (ClusterConfig calls this)."""
+    if inventory != "snmp" and risport is None:
+        raise ValueError(f"inventory {inventory} needs risport (username and password)")
+    if risport is not None and risport.node is not None and risport.node not in nodes:
+        raise ValueError(f"risport.node {risport.node!r} is not a node of this cluster")

@@ -29,6 +29,7 @@ __all__ = [
     "DirectoryProbeConfig",
     "PortConfig",
     "ProbesConfig",
+    "RisportProbeConfig",
     "ScheduledProbeConfig",
     "SnmpProbeConfig",
     "TlsProbeConfig",
@@ -161,9 +162,44 @@ class SnmpProbeConfig(ScheduledProbeConfig):
     _fit_timeout = within("request_timeout", limit="timeout", inclusive=True)
 
 
+class RisportProbeConfig(ScheduledProbeConfig):
+    """RisPort70 selectCmDeviceExt, once per cluster, within a request budget.
+
+    CUCM allows about 15 RisPort requests a minute for the whole cluster, shared with every
+    other client (RTMT, other monitoring); the default spends well under half of that. A walk
+    that needs more pages than the budget allows continues on the next run.
+    """
+
+    interval: Duration = 300.0
+    timeout: Duration = 60.0
+    jitter: Duration = 30.0
+    port: PortNumber = 8443
+    requests_per_minute: int = Field(default=6, ge=1, le=15)
+    page_size: int = Field(default=1000, ge=1, le=1000)  # MaxReturnedDevices: 1000 at most
+    request_timeout: PositiveDuration = 15.0
+    backoff: Duration = 120.0  # no request for this long after the rate-limit fault
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    ca_file: ExistingFile | None = None  # verify CUCM's certificate with it (else: the system's)
+    verify: bool = True  # the application user's password goes over this connection
+    # RisPort model code -> name; tried before the bundled data/risport_models.yaml.
+    models: dict[
+        Annotated[int, Field(ge=0)], Annotated[str, Field(min_length=1, max_length=64)]
+    ] = Field(default_factory=dict)
+
+    _fit_timeout = within("request_timeout", limit="timeout", inclusive=True)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+
 class ProbesConfig(Strict):
     """One field per probe; a new probe adds its own here."""
 
     tls: TlsProbeConfig = TlsProbeConfig()
     directory: DirectoryProbeConfig = DirectoryProbeConfig()
     snmp: SnmpProbeConfig = SnmpProbeConfig()
+    risport: RisportProbeConfig = RisportProbeConfig()

@@ -7,7 +7,12 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from exporter.config.base import Strict
-from exporter.config.credentials import SnmpCredentials
+from exporter.config.credentials import (
+    InventorySource,
+    RisportCredentials,
+    SnmpCredentials,
+    check_inventory,
+)
 from exporter.config.types import Host, Name, PortNumber
 
 __all__ = ["ClusterConfig", "NodeConfig"]
@@ -46,6 +51,13 @@ class ClusterConfig(Strict):
     name: Name
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     snmp: SnmpCredentials | None = None
+    inventory: InventorySource = "snmp"  # with both, RisPort counts and SNMP is cross-checked
+    risport: RisportCredentials | None = None
+
+    @model_validator(mode="after")
+    def _check_inventory(self) -> Self:
+        check_inventory(self.inventory, self.risport, [node.name for node in self.nodes])
+        return self
 
     @model_validator(mode="after")
     def _inherit_snmp(self) -> Self:

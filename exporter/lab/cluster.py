@@ -28,6 +28,7 @@ from exporter.lab.node import (
     LabNode,
     NodeState,
 )
+from exporter.lab.risport import RisportService
 from exporter.lab.snmp import DEFAULT_MIX, STATUS_CODES, AgentFault, LabPhone, generate_phones
 from exporter.lab.tls import VERSIONS, PortFault
 
@@ -76,6 +77,7 @@ class Lab:
         self._nodes: dict[tuple[str, str], LabNode] = {}
         self._added = 0
         self.ca: LabCA | None = None
+        self.risport: dict[str, RisportService] = {}  # cluster -> its RisPort70 (lab/risport.py)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -101,6 +103,8 @@ class Lab:
                         )
                 node = LabNode(cluster, name, self.ca, self._address, phones, self._optional_ports)
                 self._nodes[(cluster, name)] = node
+                risport = self.risport.setdefault(cluster, RisportService(cluster))
+                risport.serve_on(node._tomcat.app, name, node.agent)  # Tomcat's 8443
                 await node.start()
                 previous = node
 

@@ -19,6 +19,7 @@ from exporter.metrics.freshness import Freshness
 from exporter.metrics.nodes import node_info_family
 from exporter.metrics.phones import PhoneFamilies
 from exporter.metrics.probe import ProbeFamilies, timeout_family
+from exporter.metrics.risport import InventorySourceFamilies, RisportFamilies
 from exporter.metrics.snmp import SnmpFamilies
 from exporter.metrics.tls import TlsFamilies
 from exporter.results import ProbeRun
@@ -38,18 +39,24 @@ def target_families(
     bookkeeping = ProbeFamilies()
     per_run = (TlsFamilies(freshness), DirectoryFamilies(freshness))
     node_state = SnmpFamilies(freshness)
+    risport = RisportFamilies(freshness)
     for run in runs:
         bookkeeping.add(run)
         for subject in per_run:
             subject.add_run(run)
         node_state.add_run(run)
+        risport.add_run(run)
     phone_families = PhoneFamilies(freshness)
+    sources = InventorySourceFamilies(freshness)
     for cluster, summary in phones:
         phone_families.add(cluster, summary)
+        sources.add(cluster, summary)
     return [
         node_info_family(clusters),
         *bookkeeping.all(),
         *(family for subject in per_run for family in subject.all()),
         *phone_families.all(),
+        *sources.all(),
         *node_state.all(),
+        *risport.all(),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from exporter.config import ClusterConfig, NodeConfig, PortConfig, TlsProbeConfig
 from exporter.probes.describe import (
@@ -14,6 +14,8 @@ from exporter.probes.describe import (
     summarize_tls,
 )
 from exporter.probes.directory import probe_directory
+from exporter.probes.risport import RisportProbe, describe_risport, summarize_risport
+from exporter.probes.risport_result import RisportProbeResult
 from exporter.probes.snmp import SnmpProbe
 from exporter.probes.spec import NodeProbe, OnDemand, ProbeSpec
 from exporter.probes.tls import probe_tls
@@ -31,8 +33,20 @@ def _tls_port_only(settings: TlsProbeConfig, port: int) -> TlsProbeConfig:
 
 
 def _has_snmp(cluster: ClusterConfig, node: NodeConfig) -> bool:
-    # A node's own credentials, or its cluster's (the config copies those onto the node).
-    return node.snmp is not None
+    # A node's own credentials, or its cluster's (the config copies those onto the node);
+    # a cluster whose inventory is RisPort's alone is not polled over SNMP.
+    return node.snmp is not None and cluster.inventory != "risport"
+
+
+def _risport_node(cluster: ClusterConfig, node: NodeConfig) -> bool:
+    """RisPort answers for the whole cluster: ask one node (risport.node, else the first)."""
+    if cluster.inventory == "snmp" or cluster.risport is None:
+        return False
+    return node.name == (cluster.risport.node or cluster.nodes[0].name)
+
+
+def _risport_phones(result: RisportProbeResult) -> Mapping[str, Sequence[PhoneRow]] | None:
+    return result.phones
 
 
 def _snmp_phones(result: SnmpProbeResult) -> Sequence[PhoneRow] | None:
@@ -65,5 +79,15 @@ BUILTIN_PROBES: tuple[ProbeSpec, ...] = (
         describe=describe_snmp,
         summarize=summarize_snmp,
         inventory=_snmp_phones,
+    ),
+    ProbeSpec(
+        name="risport",
+        settings=lambda config: config.probes.risport,
+        build=lambda: RisportProbe(),
+        applies_to=_risport_node,
+        needs="inventory risport or both, and RisPort70 credentials (the cluster's risport node)",
+        describe=describe_risport,
+        summarize=summarize_risport,
+        cluster_inventory=_risport_phones,
     ),
 )

@@ -127,6 +127,9 @@ class ProbeSpec:
     summarize: Callable[[Any], str] = _reason
     # Phone rows the result carries (an inventory source); None when it carries none.
     inventory: Callable[[Any], Sequence[PhoneRow] | None] | None = None
+    # A source that answers for its whole cluster from one node (RisPort70): the rows per
+    # configured node name; a node it could not read is absent. None when it carries none.
+    cluster_inventory: Callable[[Any], Mapping[str, Sequence[PhoneRow]] | None] | None = None
 
     def enabled(self, config: ExporterConfig) -> bool:
         return self.settings(config).enabled
@@ -144,3 +147,14 @@ class ProbeSpec:
         if self.inventory is None or run.result is None:
             return None
         return self.inventory(run.result)
+
+    @property
+    def carries_phones(self) -> bool:
+        return self.inventory is not None or self.cluster_inventory is not None
+
+    def phones_by_node(self, run: ProbeRun) -> Mapping[str, Sequence[PhoneRow]] | None:
+        """The run's phone rows per node: its own node's, or a cluster-wide source's."""
+        if self.cluster_inventory is not None:
+            return None if run.result is None else self.cluster_inventory(run.result)
+        rows = self.phones(run)
+        return None if rows is None else {run.node: rows}

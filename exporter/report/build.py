@@ -13,6 +13,7 @@ from exporter import __version__
 from exporter.catalogue import Catalogue
 from exporter.config import ClusterConfig, ExporterConfig
 from exporter.impact import ClusterPhones, Verdict, cluster_phones, required_version
+from exporter.inventory_compare import inventory_lines
 from exporter.probes import BUILTIN_PROBES, Key, ProbeSpec
 from exporter.report.model import (
     ClusterReport,
@@ -152,7 +153,11 @@ def _cluster(
         complete=now.complete,
         verdict=(),
     )
-    return dataclasses.replace(report, verdict=tuple(verdict_lines(report, what_if)))
+    return dataclasses.replace(
+        report,
+        verdict=tuple(verdict_lines(report, what_if)),
+        inventory=tuple(inventory_lines(now.sources, now.cross_check)),
+    )
 
 
 def _version_text(version: TlsVersion | None) -> str | None:

@@ -133,6 +133,8 @@ class ClusterReport:
     no_directory: int
     complete: bool
     verdict: tuple[str, ...]
+    # Where the phone counts come from and, with two sources, where they disagree.
+    inventory: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

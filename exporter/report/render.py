@@ -30,7 +30,7 @@ def render_text(report: Report, console: Console) -> None:
         if not cluster.complete:
             console.print("[bold yellow]Incomplete: some facts are missing (see the verdict).")
         console.print("[bold]Verdict")
-        for line in cluster.verdict:
+        for line in (*cluster.verdict, *cluster.inventory):
             # On a terminal rich wraps; elsewhere a line stays one line, indentation kept.
             console.print(f"  - {line}", highlight=False, soft_wrap=not console.is_terminal)
         console.print()
