@@ -33,6 +33,7 @@ from exporter.lab.snmp import (
     start_agent,
     stop_agent,
 )
+from exporter.lab.tftp import TFTP_HTTP_PORT, ClusterFiles, TftpServer, attach_config_files
 from exporter.lab.tls import (
     VERSIONS,
     PortFault,
@@ -98,6 +99,7 @@ class LabNode:
         self.agent.phones = phones
         self.agent.rebuild()
         self.snmp_port = 0
+        self.tftp = TftpServer(address)  # phone configuration files on "6970" (lab/tftp.py)
 
     def state(self) -> NodeState:
         der = self._issued.certificate.public_bytes(serialization.Encoding.DER)
@@ -110,6 +112,7 @@ class LabNode:
                 **{std: listener.port for std, listener in self.listeners.items()},
                 HTTP_PORT: self.directory.http_port,
                 SNMP_PORT: self.snmp_port,
+                TFTP_HTTP_PORT: self.tftp.port,
             },
             min_version=self.min_version,
             max_version=self.max_version,
@@ -137,9 +140,11 @@ class LabNode:
             await listener.start(context)
         directory.https_port = self.listeners[8443].port
         self.snmp_port = await start_agent(self.agent, self.address, self.snmp_port)
+        await self.tftp.start()
 
     async def stop(self) -> None:
         stop_agent(self.agent)
+        await self.tftp.stop()
         for listener in self.listeners.values():
             await listener.stop()
         for site in self._tomcat_sites:
@@ -223,6 +228,7 @@ class Lab:
         self._nodes: dict[tuple[str, str], LabNode] = {}
         self._added = 0
         self.ca: LabCA | None = None
+        self._config_files: dict[str, ClusterFiles] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -250,6 +256,11 @@ class Lab:
                 self._nodes[(cluster, name)] = node
                 await node.start()
                 previous = node
+        self._config_files = await attach_config_files(self._nodes)
+
+    def config_files(self, cluster: str = "lab") -> ClusterFiles:
+        """The cluster's TFTP files: set a phone's directory, TVS list or fault on it."""
+        return self._config_files[cluster]
 
     def stop(self) -> None:
         if not self._thread.is_alive():
