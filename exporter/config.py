@@ -38,6 +38,7 @@ __all__ = [
     "ExporterConfig",
     "FirmwareRule",
     "NodeConfig",
+    "PhoneConfigProbeConfig",
     "PortConfig",
     "ScheduledProbeConfig",
     "SnmpCredentials",
@@ -414,10 +415,47 @@ class SnmpProbeConfig(ScheduledProbeConfig):
         return value
 
 
+# --- phone configuration files (issue 16): one block, so a merge can move it whole ----------
+
+
+class PhoneConfigProbeConfig(ScheduledProbeConfig):
+    """Each registered phone's SEP<MAC>.cnf.xml from the TFTP service over HTTP (6970).
+
+    Off by default: it reads one file per phone. Files are fetched when a phone appears or its
+    registration or firmware changes, and otherwise once per `refresh` (a full pass), at most
+    `max_fetches` a run with `concurrency` requests in flight per TFTP node.
+    """
+
+    enabled: bool = False
+    interval: Duration = 300.0
+    timeout: Duration = 120.0
+    jitter: Duration = 30.0
+    tftp_nodes: tuple[Name, ...] = ()  # the nodes that run the TFTP service; () = every node
+    port: PortNumber = 6970
+    refresh: Duration = 86400.0
+    request_timeout: Duration = 5.0
+    concurrency: int = Field(default=4, ge=1, le=32)
+    max_fetches: int = Field(default=2000, ge=1, le=100_000)
+    max_file_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
+    max_list_bytes: int = Field(default=32 * 1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    use_cache_list: bool = True  # ConfigFileCacheList.txt tells which files changed
+
+    @field_validator("request_timeout", "refresh")
+    @classmethod
+    def _positive_duration(cls, value: float, info: ValidationInfo) -> float:
+        if value <= 0:
+            raise ValueError(f"{info.field_name} must be positive")
+        return value
+
+
+# --- end of the phone configuration block ---------------------------------------------------
+
+
 class ProbesConfig(_Strict):
     tls: TlsProbeConfig = TlsProbeConfig()
     directory: DirectoryProbeConfig = DirectoryProbeConfig()
     snmp: SnmpProbeConfig = SnmpProbeConfig()
+    phoneconfig: PhoneConfigProbeConfig = PhoneConfigProbeConfig()
 
 
 class FirmwareRule(_Strict):

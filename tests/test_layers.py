@@ -21,6 +21,8 @@ LAYERS: dict[str, int] = {
     "exporter.state": 2,
     "exporter.store": 2,
     "exporter.probes.phonexml": 2,
+    "exporter.probes.cnfxml": 2,
+    "exporter.probes.phoneconfig": 3,
     "exporter.probes.snmp": 2,
     "exporter.probes.tls": 2,
     "exporter.probes.directory": 3,
