@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "exporter.probes.builtin": 5,
     "exporter.probes.runner": 6,
     "exporter.probes": 7,
+    "exporter.perphone": 7,
     "exporter.impact": 8,
     "exporter.report.model": 9,
     "exporter.report.verdict": 10,

@@ -113,6 +113,9 @@ class PhoneConfigProbeResult:
     requests: int = 0
     bytes: int = 0
     detail: str = ""
+    # Every name the cluster's nodes go by (name, host, address, SNI name) -> the node's
+    # configured name: how a TVS address or a directory URL in a file names a node.
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
@@ -149,6 +152,15 @@ def tftp_nodes(cluster: ClusterConfig, settings: PhoneConfigProbeConfig) -> list
     """The cluster's TFTP nodes, in config order."""
     names = [node.name for node in cluster.nodes]
     return [n for n in names if n in settings.tftp_nodes] if settings.tftp_nodes else names
+
+
+def node_aliases(cluster: ClusterConfig) -> dict[str, str]:
+    """Each name a node goes by (lower-cased) -> its configured name."""
+    aliases: dict[str, str] = {}
+    for node in cluster.nodes:
+        for alias in (node.name, node.host, node.connect_address, node.server_name):
+            aliases.setdefault(alias.lower(), node.name)
+    return aliases
 
 
 def assigned(name: str, nodes: Sequence[str]) -> str:
@@ -209,7 +221,7 @@ class PhoneConfigProbe:
             del held[gone]  # bounded: only phones the inventory still reports
         run = _Run(node, settings, deadline, held, self._now(), self._transport)
         await run.execute(mine)
-        return run.result()
+        return replace(run.result(), aliases=node_aliases(cluster))
 
 
 class _Run:
