@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "exporter.report.model": 9,
     "exporter.report.verdict": 10,
     "exporter.report.render": 10,
+    "exporter.report.basis": 10,
     "exporter.report.build": 11,
     "exporter.report": 12,
     "exporter.metrics.freshness": 9,

@@ -76,8 +76,11 @@ BUILTIN_PROBES: tuple[ProbeSpec, ...] = (
         settings=lambda config: config.probes.phoneconfig,
         build=lambda: PhoneConfigProbe(_inventory_rows),
         needs="the TFTP service (probes.phoneconfig.tftp_nodes)",
+        # It reads the inventory's phones and a file per phone: not a scrape-time probe.
+        on_demand=OnDemand(allowed=False),
         describe=describe_phoneconfig,
         summarize=summarize_phoneconfig,
+        reads_inventory=True,
     ),
 )
 
