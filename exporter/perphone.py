@@ -171,6 +171,11 @@ class PhoneInputs:
     configs: Mapping[str, PhoneConfigEntry] | None = None  # None: no phoneconfig run
     aliases: Mapping[str, str] = field(default_factory=dict)
     policies: Mapping[str, NodePolicy] = field(default_factory=dict)
+    # Verdicts repeat for every phone sharing a capability and a (shared) PhoneConfig: one
+    # judgement each, for the life of these inputs (one computation).
+    _memo: dict[tuple[Capability, int], Judgement] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def assuming(self, assume: Mapping[str, TlsVersion] | None) -> PhoneInputs:
         """The what-if: those nodes' listeners require the assumed minimum."""
@@ -187,9 +192,13 @@ class PhoneInputs:
         """From the phone's file when it was read; else the inference, labelled as one, with
         the reason no file was read (a ConfigReason value or NOT_READ)."""
         entry = self.configs.get(phone) if self.configs is not None else None
-        if entry is not None and entry.config is not None:
-            verdict, missing = judge_phone(capability, entry.config, self.aliases, self.policies)
-            return verdict, missing, Basis.CONFIG, entry.reason.value
+        if entry is not None and (config := entry.config) is not None:
+            key = (capability, id(config))  # the config outlives the memo: ids stay unique
+            judged = self._memo.get(key)
+            if judged is None:
+                judged = judge_phone(capability, config, self.aliases, self.policies)
+                self._memo[key] = judged
+            return judged[0], judged[1], Basis.CONFIG, entry.reason.value
         verdict, missing = inference()
         return verdict, missing, Basis.INFERENCE, entry.reason.value if entry else NOT_READ
 

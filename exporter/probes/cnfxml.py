@@ -73,6 +73,21 @@ class PhoneConfig:
     load: str  # loadInformation: the configured firmware ("" when unset)
 
 
+# Phones of one node and model mostly carry the same facts: one shared PhoneConfig for them
+# all (bench/scale/phoneconfig.py measures it). Bounded, so hostile files cannot grow it.
+_CANONICAL_LIMIT = 65536
+_canonical: dict[PhoneConfig, PhoneConfig] = {}
+
+
+def _shared(config: PhoneConfig) -> PhoneConfig:
+    held = _canonical.get(config)
+    if held is not None:
+        return held
+    if len(_canonical) < _CANONICAL_LIMIT:
+        _canonical[config] = config
+    return config
+
+
 def _is_directory_service(url: str) -> bool:
     return url == BUILTIN_DIRECTORY or "/ccmcip/xmldirectory" in url
 
@@ -157,11 +172,13 @@ def parse_phone_config(body: bytes) -> PhoneConfig:
     if handler.root != "device":
         raise ConfigFileError(f"expected a <device> root, got <{handler.root[:64]}>")
     scalars = handler.scalars
-    return PhoneConfig(
-        directory_url=sys.intern(scalars.get("directory_url", "")),
-        secure_directory_url=sys.intern(scalars.get("secure_directory_url", "")),
-        directory_services=tuple(sys.intern(url) for url in handler.services),
-        tvs=_ordered(handler.tvs),
-        cm_group=_ordered(handler.cm),
-        load=sys.intern(scalars.get("load", "")),
+    return _shared(
+        PhoneConfig(
+            directory_url=sys.intern(scalars.get("directory_url", "")),
+            secure_directory_url=sys.intern(scalars.get("secure_directory_url", "")),
+            directory_services=tuple(sys.intern(url) for url in handler.services),
+            tvs=_ordered(handler.tvs),
+            cm_group=_ordered(handler.cm),
+            load=sys.intern(scalars.get("load", "")),
+        )
     )

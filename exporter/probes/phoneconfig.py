@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import re
+import sys
 import time
 import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -89,7 +90,8 @@ class PhoneConfigEntry:
     config: PhoneConfig | None = None
     basis: Basis = ("", "", "")
     checked_at: float = 0.0  # unix seconds of the last fetch (or of a pass that skipped it)
-    validators: tuple[str, str] = ("", "")  # (ETag, Last-Modified) the server sent
+    etag: str = ""  # the ETag the server sent ("" when none): for If-None-Match
+    last_modified: str = ""  # its Last-Modified ("" when none): for If-Modified-Since
     listed: int = 0  # crc32 of its ConfigFileCacheList.txt row (0: not listed / not read)
 
 
@@ -245,6 +247,7 @@ class _Run:
         self.fetched = self.not_modified = self.unchanged = self.requests = self.bytes = 0
         self.transport_failures = 0
         self.detail = ""
+        self._have_list = False
 
     async def execute(self, phones: Mapping[str, Basis]) -> None:
         async with httpx.AsyncClient(
@@ -256,6 +259,7 @@ class _Run:
             headers={"User-Agent": f"cucm-directory-exporter/{__version__}"},
         ) as client:
             listing = await self._cache_list(client) if self._settings.use_cache_list else None
+            self._have_list = listing is not None
             due: list[tuple[str, Basis, int]] = []
             for name, basis in phones.items():
                 row = listing.get(name, 0) if listing is not None else 0
@@ -319,14 +323,14 @@ class _Run:
         held = self._held.get(name)
         headers = {}
         if held is not None and held.config is not None and held.basis == basis:
-            etag, modified = held.validators
-            if etag:
-                headers["If-None-Match"] = etag
-            elif modified:
-                headers["If-Modified-Since"] = modified
+            if held.etag:
+                headers["If-None-Match"] = held.etag
+            elif held.last_modified:
+                headers["If-Modified-Since"] = held.last_modified
         body, status, validators = await self._get(
             client, f"{name}.cnf.xml", self._settings.max_file_bytes, headers
         )
+        basis = shared_basis(basis)
         entry = PhoneConfigEntry(ConfigReason.OK, basis=basis, checked_at=self._now, listed=row)
         if status == 304 and held is not None and held.config is not None:
             self.not_modified += 1
@@ -335,7 +339,12 @@ class _Run:
             self.fetched += 1
             try:
                 config = parse_phone_config(body)
-                entry = replace(entry, config=config, validators=validators)
+                entry = replace(entry, config=config)
+                if not self._have_list:
+                    # The cache list already says when a file changed; without one, keep what a
+                    # conditional request needs (an ETag is ~70 bytes a phone at 100,000).
+                    etag, modified = validators
+                    entry = replace(entry, etag=etag, last_modified=sys.intern(modified))
             except ConfigFileError as error:
                 reason = ConfigReason.UNSAFE if error.unsafe else ConfigReason.MALFORMED
                 entry = replace(entry, reason=reason)
@@ -410,6 +419,18 @@ class _Run:
 
 
 _OVERSIZED, _TIMEOUT, _UNREACHABLE = -1, -2, -3
+# (node, status, load) repeats for every phone of a node and firmware: share one tuple.
+_BASIS_LIMIT = 65536
+_bases: dict[Basis, Basis] = {}
+
+
+def shared_basis(basis: Basis) -> Basis:
+    held = _bases.get(basis)
+    if held is not None:
+        return held
+    if len(_bases) < _BASIS_LIMIT:
+        _bases[basis] = basis
+    return basis
 
 
 def _status_reason(status: int) -> ConfigReason:
