@@ -139,3 +139,38 @@ def test_a_restarted_node_serves_again_on_the_same_port(lab: Lab) -> None:
     lab.set_tls_policy("cucm-sub1", "1.0")
     assert lab.node("cucm-sub1").ports[6970] == before
     assert listed(lab, "cucm-sub1")
+
+
+async def test_the_lab_command_subscribes_every_phone_to_the_http_service(lab: Lab) -> None:
+    import asyncio
+
+    from exporter.lab.cli import main, start_control
+    from exporter.lab.tls import unused_port
+
+    port = unused_port()
+    runner = await start_control(lab, "127.0.0.1", port)
+    files = lab.config_files()
+    control = f"--control=http://127.0.0.1:{port}"
+    try:
+        code = await asyncio.to_thread(
+            main, ["phone-config", "all", "--directory", "http_service", control]
+        )
+        assert code == 0
+        names = files.phone_names()
+        assert {files.settings(n).directory for n in names} == {DirectoryMode.HTTP_SERVICE}
+        bad = await asyncio.to_thread(main, ["phone-config", "all", "--tvs", "", control])
+        assert bad == 0  # an empty list restores the default
+        refused = await asyncio.to_thread(
+            main,
+            ["phone-config", names[0], "--directory", "http_service", control, "--cluster", "nope"],
+        )
+        assert refused == 1
+    finally:
+        for name in files.phone_names():
+            files.configure(name, directory=DirectoryMode.SECURE)
+        # Restore the lab's out-of-the-box workaround phones for the other tests.
+        for node in ("cucm-pub", "cucm-sub1"):
+            legacy = [p.name for p in lab.phones(node) if p.product == "Cisco 7962"]
+            files.configure(legacy[0], directory=DirectoryMode.HTTP_SERVICE)
+            files.configure(legacy[1], directory=DirectoryMode.HTTP_URL)
+        await runner.cleanup()

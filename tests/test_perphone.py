@@ -3,12 +3,14 @@ the whole path against the lab (TLS sweep, directory probe, SNMP inventory, TFTP
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.catalogue import load_catalogue
 from exporter.config import ExporterConfig, parse_config
@@ -16,11 +18,14 @@ from exporter.impact import Basis, ClusterPhones, Missing, Verdict, cluster_phon
 from exporter.lab import Lab
 from exporter.lab.directory import DirectoryFault
 from exporter.lab.tftp import ConfigFault, DirectoryMode
+from exporter.metrics.collector import CucmCollector
 from exporter.perphone import NodePolicy, judge_phone
 from exporter.probes import BUILTIN_PROBES, ProbeRunner
 from exporter.probes.cnfxml import BUILTIN_DIRECTORY, PhoneConfig
 from exporter.results import TlsVersion
+from exporter.state import ExporterState
 from exporter.store import ResultStore
+from tests.conftest import promtool_check_metrics
 
 V10, V12, V13 = TlsVersion.TLS1_0, TlsVersion.TLS1_2, TlsVersion.TLS1_3
 CATALOGUE = load_catalogue()
@@ -277,3 +282,31 @@ async def test_unreadable_files_fall_back_to_the_inference_and_say_why(
         assert only_the_unknown_model_is_missing(summary)
     finally:
         files.configure(name, fault=ConfigFault.NONE)
+
+
+async def test_metrics_count_by_state_and_basis_never_by_phone(lab: Lab, watched: Cluster) -> None:
+    await watched.poll()
+    registry = CollectorRegistry()
+    registry.register(CucmCollector(watched.store, ExporterState(watched.config, time.time())))
+    exposition = generate_latest(registry)
+    promtool_check_metrics(exposition)
+    covered = sum(
+        s.value
+        for family in registry.collect()
+        if family.name == "cucm_phones_directory_state"
+        for s in family.samples
+        if s.labels["state"] == "covered"
+    )
+    assert covered == len(http_configured(lab))
+    basis = [
+        s
+        for family in registry.collect()
+        if family.name == "cucm_phones_verdict_basis"
+        for s in family.samples
+    ]
+    assert {(s.labels["basis"], s.labels["reason"]) for s in basis} == {
+        ("config", "ok"),
+        ("inference", "not_read"),
+    }
+    # No label carries a device name: cardinality does not grow with phones.
+    assert b"SEP001B2C" not in exposition  # the lab's device names

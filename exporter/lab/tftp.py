@@ -30,7 +30,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Protocol
@@ -143,6 +143,10 @@ class ClusterFiles:
             stamp = max(time.time(), max(self._versions.values(), default=0.0) + 1.0)
             self._versions = dict.fromkeys(self._versions, stamp)
             self._started = max(self._started, stamp)
+
+    def phone_names(self) -> list[str]:
+        """Every SEP phone the cluster's TFTP service has a file for."""
+        return list(self._registered())
 
     def _next_version(self, phone: str) -> float:
         # HTTP dates have a one-second resolution: a change must show a later Last-Modified.
@@ -436,3 +440,34 @@ async def attach_config_files(nodes: Mapping[tuple[str, str], object]) -> dict[s
             for name, mode in zip(legacy, modes, strict=False):
                 files[cluster].configure(name, directory=mode)
     return files
+
+
+def config_route(
+    files_of: Callable[[str], ClusterFiles],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The control API's POST /phones/{phone}/config: {"directory", "fault", "tvs",
+    "cm_group"} (each optional; tvs and cm_group are lists of node names, [] for the
+    default). `phone` "all" changes every SEP phone of the cluster (`?cluster=`, default
+    "lab"): e.g. subscribe them all to the HTTP directory service."""
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            files = files_of(request.query.get("cluster", "lab"))
+            changes: dict[str, object] = {}
+            if "directory" in body:
+                changes["directory"] = DirectoryMode(body["directory"])
+            if "fault" in body:
+                changes["fault"] = ConfigFault(body["fault"])
+            for key in ("tvs", "cm_group"):
+                if key in body:
+                    changes[key] = tuple(str(n) for n in body[key]) or None
+            phone = request.match_info["phone"]
+            names = sorted(files.phone_names()) if phone == "all" else [phone]
+            for name in names:
+                files.configure(name, **changes)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise web.HTTPBadRequest(text=f"bad phone config request: {error}\n") from None
+        return web.json_response({"phones": len(names), **body})
+
+    return handler
