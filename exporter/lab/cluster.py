@@ -29,6 +29,7 @@ from exporter.lab.node import (
     NodeState,
 )
 from exporter.lab.snmp import DEFAULT_MIX, STATUS_CODES, AgentFault, LabPhone, generate_phones
+from exporter.lab.tftp import ClusterFiles, attach_config_files
 from exporter.lab.tls import VERSIONS, PortFault
 
 # Re-exported: tests and tools import the lab's constants from here.
@@ -76,6 +77,7 @@ class Lab:
         self._nodes: dict[tuple[str, str], LabNode] = {}
         self._added = 0
         self.ca: LabCA | None = None
+        self._config_files: dict[str, ClusterFiles] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -103,6 +105,11 @@ class Lab:
                 self._nodes[(cluster, name)] = node
                 await node.start()
                 previous = node
+        self._config_files = await attach_config_files(self._nodes)
+
+    def config_files(self, cluster: str = "lab") -> ClusterFiles:
+        """The cluster's TFTP files: set a phone's directory, TVS list or fault on it."""
+        return self._config_files[cluster]
 
     def stop(self) -> None:
         if not self._thread.is_alive():

@@ -127,6 +127,9 @@ class ProbeSpec:
     summarize: Callable[[Any], str] = _reason
     # Phone rows the result carries (an inventory source); None when it carries none.
     inventory: Callable[[Any], Sequence[PhoneRow] | None] | None = None
+    # It reads the phone rows the inventory probes found (Target.latest): a one-off round
+    # (`check`) runs it after them.
+    reads_inventory: bool = False
 
     def enabled(self, config: ExporterConfig) -> bool:
         return self.settings(config).enabled
