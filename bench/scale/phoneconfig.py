@@ -22,21 +22,28 @@ import tracemalloc
 import zlib
 from collections.abc import Sequence
 
+from bench.exporter_api import (
+    DEFAULT_MIX,
+    ConfigReason,
+    DirectoryMode,
+    LabPhone,
+    NodePolicy,
+    PhoneConfigEntry,
+    PhoneInputs,
+    PhoneRow,
+    TlsVersion,
+    generate_phones,
+    load_catalogue,
+    parse_phone_config,
+    render_config,
+    shared_basis,
+    summarize,
+)
 from bench.report import machine
-from exporter.catalogue import load_catalogue
-from exporter.impact import summarize
-from exporter.lab.snmp import LabPhone, generate_phones
-from exporter.lab.tftp import DirectoryMode, render_config
-from exporter.perphone import NodePolicy, PhoneInputs
-from exporter.probes.cnfxml import parse_phone_config
-from exporter.probes.phoneconfig import ConfigReason, PhoneConfigEntry, shared_basis
-from exporter.results import PhoneRow, TlsVersion
 
 
 def _mix(phones: int) -> list[tuple[str, str, int]]:
     """The lab's default mix scaled to about `phones` a node."""
-    from exporter.lab.snmp import DEFAULT_MIX
-
     total = sum(count for _, _, count in DEFAULT_MIX)
     return [(p, load, max(1, round(count * phones / total))) for p, load, count in DEFAULT_MIX]
 
