@@ -6,6 +6,7 @@ other benchmark module (tests/test_bench_layout.py keeps it that way).
 
 from __future__ import annotations
 
+from exporter.catalogue import load_catalogue
 from exporter.config import (
     NodeConfig,
     SnmpCredentials,
@@ -13,6 +14,7 @@ from exporter.config import (
     TlsProbeConfig,
     parse_config,
 )
+from exporter.impact import summarize
 from exporter.lab import Lab
 from exporter.lab.cli import start_control
 from exporter.lab.directory import DirectoryFault
@@ -25,7 +27,11 @@ from exporter.lab.snmp import (
     start_agent,
     stop_agent,
 )
+from exporter.lab.tftp import DirectoryMode, render_config
 from exporter.lab.tls import VERSIONS, PortFault, unused_port
+from exporter.perphone import NodePolicy, PhoneInputs
+from exporter.probes.cnfxml import parse_phone_config
+from exporter.probes.phoneconfig import ConfigReason, PhoneConfigEntry, shared_basis
 from exporter.probes.snmp import (
     PHONE_COLUMNS,
     PRODUCT_NAMES,
@@ -37,6 +43,7 @@ from exporter.probes.snmp import (
 from exporter.probes.tls import open_tls, pinned_context, probe_tls
 from exporter.results import (
     HandshakeOutcome,
+    PhoneRow,
     SnmpOutcome,
     SnmpProbeResult,
     TlsProbeResult,
@@ -52,12 +59,18 @@ __all__ = [
     "VERSIONS",
     "AgentFault",
     "CcmAgent",
+    "ConfigReason",
     "Deadline",
     "DirectoryFault",
+    "DirectoryMode",
     "HandshakeOutcome",
     "Lab",
     "LabPhone",
     "NodeConfig",
+    "NodePolicy",
+    "PhoneConfigEntry",
+    "PhoneInputs",
+    "PhoneRow",
     "PortFault",
     "PysnmpSession",
     "SnmpCredentials",
@@ -70,12 +83,17 @@ __all__ = [
     "TlsProbeResult",
     "TlsVersion",
     "generate_phones",
+    "load_catalogue",
     "open_tls",
     "parse_config",
+    "parse_phone_config",
     "pinned_context",
     "probe_tls",
+    "render_config",
+    "shared_basis",
     "start_agent",
     "start_control",
     "stop_agent",
+    "summarize",
     "unused_port",
 ]

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from exporter.catalogue import load_catalogue
 from exporter.config import ExporterConfig
-from exporter.probes import BUILTIN_PROBES, ProbeJob, ProbeRunner, ProbeSpec, targets
+from exporter.probes import BUILTIN_PROBES, Key, ProbeJob, ProbeRunner, ProbeSpec, targets
 from exporter.report.model import WhatIf
 from exporter.results import ProbeRun
 
@@ -50,7 +50,8 @@ async def probe_everything(
     from rich.progress import Progress
 
     specs = tuple(specs)
-    runner = ProbeRunner(specs)
+    done: dict[Key, ProbeRun] = {}
+    runner = ProbeRunner(specs, latest=lambda: done)
     limit = asyncio.Semaphore(config.scheduler.max_concurrent_probes)
     jobs = targets(config, specs)
     totals = Counter((job.key[0], job.key[1]) for job in jobs)
@@ -76,7 +77,12 @@ async def probe_everything(
                 )
             return run
 
+        # Probes that read the inventory (phoneconfig) run once the others have finished.
+        first = [job for job in jobs if not job.spec.reads_inventory]
+        then = [job for job in jobs if job.spec.reads_inventory]
         try:
-            return list(await asyncio.gather(*(one(job) for job in jobs)))
+            runs = list(await asyncio.gather(*(one(job) for job in first)))
+            done.update({(r.cluster, r.node, r.probe): r for r in runs})
+            return runs + list(await asyncio.gather(*(one(job) for job in then)))
         finally:
             await runner.aclose()

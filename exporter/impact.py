@@ -13,17 +13,20 @@ for it.
 
 from __future__ import annotations
 
-import enum
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from exporter import perphone
 from exporter.catalogue import Capability, Catalogue, DirectoryUse
 from exporter.inventory_compare import NodeComparison, compare
+from exporter.perphone import Basis, Missing, PhoneInputs, Verdict
 from exporter.probes.spec import Key, ProbeSpec
 from exporter.results import PhoneRow, ProbeRun, TlsProbeResult, TlsVersion
 
 __all__ = [
+    "Basis",
     "ClusterPhones",
     "Missing",
     "NodeFacts",
@@ -38,24 +41,6 @@ __all__ = [
 # The listeners a legacy phone's directory lookup goes through (DESIGN.md, tls-probing.md §5).
 DIRECTORY_SERVICES = ("tvs", "tomcat")
 TLS_PROBE = "tls"  # the probe whose sweep gives a node's TLS policy
-
-
-class Verdict(enum.Enum):
-    """What the TLS policy means for one registered phone's corporate directory."""
-
-    FINE = "fine"  # its best TLS version meets what its directory path requires
-    AT_RISK = "at_risk"  # it cannot: the phone shows "Host not found"
-    NO_DIRECTORY = "no_directory"  # no corporate directory over TVS/ccmcip to lose
-    UNKNOWN = "unknown"  # a fact is missing: see the reason
-
-
-class Missing(enum.Enum):
-    """A fact a verdict needs and does not have. Bounded: these are label values."""
-
-    INVENTORY_NOT_CONFIGURED = "inventory_not_configured"  # no inventory probe for the node
-    INVENTORY_FAILED = "inventory_failed"  # its inventory probe ran and could not read it
-    TLS_POLICY_UNKNOWN = "tls_policy_unknown"  # the TVS/Tomcat minimum could not be judged
-    CAPABILITY_UNKNOWN = "capability_unknown"  # the catalogue does not know the model/firmware
 
 
 @dataclass(frozen=True)
@@ -80,6 +65,9 @@ class ClusterPhones:
     facts: Mapping[str, NodeFacts]  # node -> its completeness (configured nodes only)
     sources: tuple[str, ...] = ()  # the inventory probes that had rows, the counted one first
     cross_check: tuple[NodeComparison, ...] = ()  # the second source against the first
+    # Registered phones by what their verdict rests on: (node, basis, reason) -> count, the
+    # reason being why no file was read (or "ok") - exporter/perphone.py.
+    basis: Mapping[tuple[str, Basis, str], int] = field(default_factory=dict)
 
     @property
     def at_risk(self) -> dict[tuple[str, str], int]:
@@ -87,7 +75,7 @@ class ClusterPhones:
         counts: Counter[tuple[str, str]] = Counter()
         for (node, model, _, verdict, _), count in self.verdicts.items():
             # A judged model is listed even at 0, so alerts see it resolve.
-            if verdict in (Verdict.AT_RISK, Verdict.FINE):
+            if verdict in (Verdict.AT_RISK, Verdict.FINE, Verdict.COVERED):
                 counts[(node, model)] += count if verdict is Verdict.AT_RISK else 0
         return dict(counts)
 
@@ -154,15 +142,20 @@ def summarize(
     catalogue: Catalogue,
     facts: Mapping[str, NodeFacts] | None = None,
     assume: Mapping[str, TlsVersion] | None = None,
+    inputs: PhoneInputs | None = None,
 ) -> ClusterPhones:
     """`inventories`: the phone rows per node that has them; `required`: each node's
     directory-path minimum (None: unknown); `facts`: each configured node's completeness;
     `assume`: a what-if minimum per node, which replaces the node's own (that is what
-    `set tls min-version` does), so a what-if needs no reading of today's policy."""
+    `set tls min-version` does), so a what-if needs no reading of today's policy;
+    `inputs`: the phones' own configuration files and each node's policy, for the
+    per-phone verdict (exporter/perphone.py); without them every verdict is the inference."""
     required = {**required, **(assume or {})}
+    judged = (inputs or PhoneInputs()).assuming(assume)
     phones: Counter[tuple[str, str, str, str]] = Counter()
     verdicts: Counter[tuple[str, str, str, Verdict, str]] = Counter()
-    unknown_capability: dict[str, int] = {}
+    basis: Counter[tuple[str, Basis, str]] = Counter()
+    unknown: dict[tuple[str, Missing], int] = {}
     for node, rows in dedupe(inventories).items():
         needed = required.get(node)
         for row in rows:
@@ -171,26 +164,40 @@ def summarize(
             phones[(node, model, row.status, capability.max_tls_label)] += 1
             if row.status != "registered":
                 continue
-            verdict, missing = judge(capability, needed)
+            verdict, missing, on, reason = judged.judge(
+                row.name, capability, functools.partial(judge, capability, needed)
+            )
             verdicts[(node, model, capability.max_tls_label, verdict, _text(missing))] += 1
-            if missing is Missing.CAPABILITY_UNKNOWN:
-                unknown_capability[node] = unknown_capability.get(node, 0) + 1
+            basis[(node, on, reason)] += 1
+            # Inference: the node's own missing TLS policy is in its facts already.
+            if missing is not None and (
+                on is Basis.CONFIG or missing is not Missing.TLS_POLICY_UNKNOWN
+            ):
+                unknown[(node, missing)] = unknown.get((node, missing), 0) + 1
     all_facts = dict(facts) if facts is not None else {node: NodeFacts() for node in inventories}
-    for node, count in unknown_capability.items():
+    for (node, missing), count in unknown.items():
         held = all_facts.get(node, NodeFacts())
-        all_facts[node] = NodeFacts(
-            {
-                **held.missing,
-                Missing.CAPABILITY_UNKNOWN: f"{count} phones of models or firmware "
-                "the catalogue does not know",
-            }
-        )
+        if missing not in held.missing:
+            all_facts[node] = NodeFacts({**held.missing, missing: _why(missing, count)})
     return ClusterPhones(
         phones=dict(phones),
         verdicts=dict(verdicts),
         required={node: v for node, v in required.items() if v is not None},
         facts=all_facts,
+        basis=dict(basis),
     )
+
+
+_WHY = {
+    Missing.CAPABILITY_UNKNOWN: "of models or firmware the catalogue does not know",
+    Missing.TLS_POLICY_UNKNOWN: "whose files list a TVS or directory node of unknown policy",
+    Missing.HTTP_ROUTE_UNKNOWN: "whose HTTP directory's route the directory probe has not seen",
+    Missing.CONFIG_NODE_UNKNOWN: "whose files name a TVS or directory host no node goes by",
+}
+
+
+def _why(missing: Missing, count: int) -> str:
+    return f"{count} phones {_WHY.get(missing, 'lack a fact')}"
 
 
 def _text(missing: Missing | None) -> str:
@@ -214,6 +221,7 @@ def _inputs(
         (key, run)
         for key, run in sorted(runs.items())
         if isinstance(run.result, TlsProbeResult)
+        or perphone.is_input(run)
         or key[2] == TLS_PROBE
         or ((spec := specs.get(key[2])) is not None and spec.carries_phones)
     )
@@ -232,6 +240,8 @@ def _summarize_runs(
     inventory_failed: dict[str, str] = {}
     sources: dict[str, dict[str, Sequence[PhoneRow]]] = {}  # probe -> node -> rows
     for (_, node, probe), run in inputs.used:
+        if perphone.is_input(run):
+            continue  # the phones' files and HTTP routes: perphone.collect below
         if isinstance(run.result, TlsProbeResult):
             required[node] = required_version(run.result)
             if required[node] is None:
@@ -272,7 +282,8 @@ def _summarize_runs(
         ):
             missing[Missing.TLS_POLICY_UNKNOWN] = tls_missing.get(node, "the tls probe has not run")
         facts[node] = NodeFacts(missing)
-    summary = summarize(inventories, required, catalogue, facts, assume)
+    per_phone = perphone.collect(run for _, run in inputs.used)
+    summary = summarize(inventories, required, catalogue, facts, assume, per_phone)
     return replace(summary, sources=tuple(order), cross_check=compare(sources, order))
 
 

@@ -17,6 +17,7 @@ from exporter.config.secrets import ExistingFile
 from exporter.config.types import (
     ConfiguredTlsVersion,
     Duration,
+    Name,
     PortNumber,
     PositiveDuration,
     within,
@@ -27,6 +28,7 @@ __all__ = [
     "ALL_TLS_VERSIONS",
     "DEFAULT_TLS_PORTS",
     "DirectoryProbeConfig",
+    "PhoneConfigProbeConfig",
     "PortConfig",
     "ProbesConfig",
     "RisportProbeConfig",
@@ -196,6 +198,35 @@ class RisportProbeConfig(ScheduledProbeConfig):
         return value
 
 
+# --- phone configuration files (issue 16): one block, so a merge can move it whole ----------
+
+
+class PhoneConfigProbeConfig(ScheduledProbeConfig):
+    """Each registered phone's SEP<MAC>.cnf.xml from the TFTP service over HTTP (6970).
+
+    Off by default: it reads one file per phone. Files are fetched when a phone appears or its
+    registration or firmware changes, and otherwise once per `refresh` (a full pass), at most
+    `max_fetches` a run with `concurrency` requests in flight per TFTP node.
+    """
+
+    enabled: bool = False
+    interval: PositiveDuration = 300.0
+    timeout: PositiveDuration = 120.0
+    jitter: Duration = 30.0
+    tftp_nodes: tuple[Name, ...] = ()  # the nodes that run the TFTP service; () = every node
+    port: PortNumber = 6970
+    refresh: PositiveDuration = 86400.0
+    request_timeout: PositiveDuration = 5.0
+    concurrency: int = Field(default=4, ge=1, le=32)
+    max_fetches: int = Field(default=2000, ge=1, le=100_000)
+    max_file_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
+    max_list_bytes: int = Field(default=32 * 1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    use_cache_list: bool = True  # ConfigFileCacheList.txt tells which files changed
+
+
+# --- end of the phone configuration block ---------------------------------------------------
+
+
 class ProbesConfig(Strict):
     """One field per probe; a new probe adds its own here."""
 
@@ -203,3 +234,4 @@ class ProbesConfig(Strict):
     directory: DirectoryProbeConfig = DirectoryProbeConfig()
     snmp: SnmpProbeConfig = SnmpProbeConfig()
     risport: RisportProbeConfig = RisportProbeConfig()
+    phoneconfig: PhoneConfigProbeConfig = PhoneConfigProbeConfig()

@@ -19,6 +19,7 @@ from exporter.lab.cluster import Lab
 from exporter.lab.control import control_app
 from exporter.lab.directory import DirectoryFault
 from exporter.lab.snmp import AgentFault
+from exporter.lab.tftp import ConfigFault, DirectoryMode
 from exporter.lab.tls import VERSIONS, PortFault
 
 DEFAULT_CONTROL = "127.0.0.1:10028"
@@ -63,8 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--status", choices=["registered", "unregistered", "rejected", "partiallyregistered"]
     )
 
+    config = commands.add_parser(
+        "phone-config", help="change a phone's TFTP configuration file (or every phone's: all)"
+    )
+    config.add_argument("phone", help="device name, or all")
+    config.add_argument("--directory", choices=[m.value for m in DirectoryMode])
+    config.add_argument("--fault", choices=[f.value for f in ConfigFault])
+    config.add_argument("--tvs", help="TVS nodes in priority order, comma-separated")
+    config.add_argument("--cm-group", help="CallManager group nodes, comma-separated")
+
     commands.add_parser("status", help="show every lab node")
-    for command in (tls, fault, directory, snmp, phone, commands.choices["status"]):
+    for command in (tls, fault, directory, snmp, phone, config, commands.choices["status"]):
         command.add_argument(
             "--control", default=f"http://{DEFAULT_CONTROL}", help="control API URL"
         )
@@ -89,6 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "phone":
         change = {"move_to": args.move_to} if args.move_to else {"status": args.status}
         return _request(args.control, f"/phones/{args.phone}", change, args.cluster)
+    if args.command == "phone-config":
+        settings: dict[str, Any] = {
+            key: value
+            for key, value in (("directory", args.directory), ("fault", args.fault))
+            if value is not None
+        }
+        for key, nodes in (("tvs", args.tvs), ("cm_group", args.cm_group)):
+            if nodes is not None:
+                settings[key] = [n.strip() for n in nodes.split(",") if n.strip()]
+        return _request(args.control, f"/phones/{args.phone}/config", settings, args.cluster)
     if args.command == "fault":
         return _request(
             args.control,

@@ -30,6 +30,7 @@ from exporter.lab.node import (
 )
 from exporter.lab.risport import RisportService
 from exporter.lab.snmp import DEFAULT_MIX, STATUS_CODES, AgentFault, LabPhone, generate_phones
+from exporter.lab.tftp import ClusterFiles, attach_config_files
 from exporter.lab.tls import VERSIONS, PortFault
 
 # Re-exported: tests and tools import the lab's constants from here.
@@ -78,6 +79,7 @@ class Lab:
         self._added = 0
         self.ca: LabCA | None = None
         self.risport: dict[str, RisportService] = {}  # cluster -> its RisPort70 (lab/risport.py)
+        self._config_files: dict[str, ClusterFiles] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -107,6 +109,11 @@ class Lab:
                 risport.serve_on(node._tomcat.app, name, node.agent)  # Tomcat's 8443
                 await node.start()
                 previous = node
+        self._config_files = await attach_config_files(self._nodes)
+
+    def config_files(self, cluster: str = "lab") -> ClusterFiles:
+        """The cluster's TFTP files: set a phone's directory, TVS list or fault on it."""
+        return self._config_files[cluster]
 
     def stop(self) -> None:
         if not self._thread.is_alive():

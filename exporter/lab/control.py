@@ -11,6 +11,7 @@ from aiohttp import web
 from exporter.lab.cluster import Lab
 from exporter.lab.directory import DirectoryFault
 from exporter.lab.snmp import AgentFault
+from exporter.lab.tftp import config_route
 from exporter.lab.tls import VERSIONS, PortFault
 
 
@@ -23,6 +24,7 @@ def control_app(lab: Lab) -> web.Application:
     POST /nodes/{node}/directory-fault  {"fault"}: the directory pages misbehave
     POST /nodes/{node}/snmp-fault       {"fault"}: the SNMP agent goes silent, babbles, loops
     POST /phones/{phone}        {"move_to"} or {"status"}: a phone re-registers or changes state
+    POST /phones/{phone}/config {"directory", "fault", "tvs", "cm_group"}: its TFTP file
 
     `?cluster=` picks among nodes of the same name.
     """
@@ -109,6 +111,7 @@ def control_app(lab: Lab) -> web.Application:
         "/nodes/{node}/snmp-fault", node_fault("snmp fault", AgentFault, lab.set_snmp_fault)
     )
     app.router.add_post("/phones/{phone}", change_phone)
+    app.router.add_post("/phones/{phone}/config", config_route(lab.config_files))
     return app
 
 

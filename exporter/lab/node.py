@@ -1,4 +1,5 @@
-"""One simulated CUCM node: Tomcat (8080, and 8443 behind TLS), TVS (2445) and an SNMP agent.
+"""One simulated CUCM node: Tomcat (8080, and 8443 behind TLS), TVS (2445), an SNMP agent and
+the TFTP service's HTTP port (6970).
 
 A node runs on the lab's loop (see `exporter.lab.cluster`). Stopping it drops every connection
 it accepted, as a restarting node does, and leaves no socket behind.
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from exporter.lab.certs import Issued, LabCA
 from exporter.lab.directory import DirectoryService, generate_users
 from exporter.lab.snmp import CcmAgent, LabPhone, start_agent, stop_agent
+from exporter.lab.tftp import TFTP_HTTP_PORT, TftpServer
 from exporter.lab.tls import (
     VERSIONS,
     TlsListener,
@@ -90,6 +92,7 @@ class LabNode:
         self.agent.phones = phones
         self.agent.rebuild()
         self.snmp_port = 0
+        self.tftp = TftpServer(address)  # phone configuration files on "6970" (lab/tftp.py)
 
     def state(self) -> NodeState:
         der = self._issued.certificate.public_bytes(serialization.Encoding.DER)
@@ -102,6 +105,7 @@ class LabNode:
                 **{std: listener.port for std, listener in self.listeners.items()},
                 HTTP_PORT: self.directory.http_port,
                 SNMP_PORT: self.snmp_port,
+                TFTP_HTTP_PORT: self.tftp.port,
             },
             min_version=self.min_version,
             max_version=self.max_version,
@@ -134,9 +138,11 @@ class LabNode:
             await listener.start(contexts[listener.client_auth])
         directory.https_port = self.listeners[8443].port
         self.snmp_port = await start_agent(self.agent, self.address, self.snmp_port)
+        await self.tftp.start()
 
     async def stop(self) -> None:
         stop_agent(self.agent)
+        await self.tftp.stop()
         for listener in self.listeners.values():
             await listener.stop()
         for site in self._tomcat_sites:

@@ -9,6 +9,7 @@ Counts never grow with the number of phones, only with nodes, models and statuse
     cucm_phones_directory_unknown{cluster="lab",node="p",missing="capability_unknown"} 1
     cucm_node_verdict_complete{cluster="lab",node="cucm-pub"} 0
     cucm_node_verdict_missing_info{cluster="lab",node="cucm-pub",missing="inventory_failed"} 1
+    cucm_phones_verdict_basis{cluster="lab",node="p",basis="config",reason="ok"} 38
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ class PhoneFamilies:
         self.state = family(
             "cucm_phones_directory_state",
             "Registered phones by what the TLS policy means for their corporate directory: "
-            'fine, at_risk (they show "Host not found"), no_directory (no TVS/ccmcip '
-            "directory to lose) or unknown (a fact is missing: see "
-            "cucm_phones_directory_unknown).",
+            'fine, at_risk (they show "Host not found"), covered (legacy or cut off, but their '
+            "own configuration sends them to an HTTP directory whose route works), "
+            "no_directory (no TVS/ccmcip directory to lose) or unknown (a fact is missing: see "
+            "cucm_phones_directory_unknown). Judged from each phone's configuration file where "
+            "it was read, else inferred: see cucm_phones_verdict_basis.",
             [*NODE, "model", "state"],
         )
         self.unknown = family(
@@ -75,8 +78,19 @@ class PhoneFamilies:
         self.missing = family(
             "cucm_node_verdict_missing_info",
             "1 for each fact the node's phone verdict lacks (inventory_not_configured, "
-            "inventory_failed, tls_policy_unknown, capability_unknown).",
+            "inventory_failed, tls_policy_unknown, capability_unknown, http_route_unknown, "
+            "config_node_unknown).",
             [*NODE, "missing"],
+        )
+
+        self.basis = family(
+            "cucm_phones_verdict_basis",
+            "Registered phones by what their verdict rests on: basis config (their own "
+            "SEP<MAC>.cnf.xml, reason ok) or inference (model and registered node), with the "
+            "reason no file was read (not_read: the phoneconfig probe is off or the device has "
+            "no SEP file; missing, encrypted, malformed, unsafe, oversized, timeout, "
+            "unreachable, http_error, pending).",
+            [*NODE, "basis", "reason"],
         )
 
     def add(self, cluster: str, summary: ClusterPhones) -> None:
@@ -95,6 +109,10 @@ class PhoneFamilies:
             self.state.add_metric([cluster, node, model, state], float(count))
         for (node, missing), count in sorted(summary.unknown_by_reason().items()):
             self.unknown.add_metric([cluster, node, missing], float(count))
+        for (node, on, reason), count in sorted(
+            summary.basis.items(), key=lambda item: (item[0][0], item[0][1].value, item[0][2])
+        ):
+            self.basis.add_metric([cluster, node, on.value, reason], float(count))
         for node, facts in sorted(summary.facts.items()):
             self.complete.add_metric([cluster, node], 1.0 if facts.complete else 0.0)
             for missing in sorted(m.value for m in facts.missing):
@@ -109,4 +127,5 @@ class PhoneFamilies:
             self.unknown,
             self.complete,
             self.missing,
+            self.basis,
         )

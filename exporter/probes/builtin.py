@@ -14,12 +14,17 @@ from exporter.probes.describe import (
     summarize_tls,
 )
 from exporter.probes.directory import probe_directory
+from exporter.probes.phoneconfig import (
+    PhoneConfigProbe,
+    describe_phoneconfig,
+    summarize_phoneconfig,
+)
 from exporter.probes.risport import RisportProbe, describe_risport, summarize_risport
 from exporter.probes.risport_result import RisportProbeResult
 from exporter.probes.snmp import SnmpProbe
 from exporter.probes.spec import NodeProbe, OnDemand, ProbeSpec
 from exporter.probes.tls import probe_tls
-from exporter.results import PhoneRow, SnmpProbeResult
+from exporter.results import PhoneRow, ProbeRun, SnmpProbeResult
 
 __all__ = ["BUILTIN_PROBES", "UNKNOWN_SERVICE"]
 
@@ -90,4 +95,22 @@ BUILTIN_PROBES: tuple[ProbeSpec, ...] = (
         summarize=summarize_risport,
         cluster_inventory=_risport_phones,
     ),
+    ProbeSpec(
+        name="phoneconfig",
+        settings=lambda config: config.probes.phoneconfig,
+        build=lambda: PhoneConfigProbe(_inventory_rows),
+        needs="the TFTP service (probes.phoneconfig.tftp_nodes)",
+        # It reads the inventory's phones and a file per phone: not a scrape-time probe.
+        on_demand=OnDemand(allowed=False),
+        describe=describe_phoneconfig,
+        summarize=summarize_phoneconfig,
+        reads_inventory=True,
+    ),
 )
+
+
+def _inventory_rows(run: ProbeRun) -> Sequence[PhoneRow] | None:
+    """The phone rows of a run of whichever inventory probe made it (phoneconfig reads the
+    files of the phones these report)."""
+    spec = next((s for s in BUILTIN_PROBES if s.name == run.probe), None)
+    return spec.phones(run) if spec is not None else None

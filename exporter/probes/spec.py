@@ -130,6 +130,9 @@ class ProbeSpec:
     # A source that answers for its whole cluster from one node (RisPort70): the rows per
     # configured node name; a node it could not read is absent. None when it carries none.
     cluster_inventory: Callable[[Any], Mapping[str, Sequence[PhoneRow]] | None] | None = None
+    # It reads the phone rows the inventory probes found (Target.latest): a one-off round
+    # (`check`) runs it after them.
+    reads_inventory: bool = False
 
     def enabled(self, config: ExporterConfig) -> bool:
         return self.settings(config).enabled

@@ -15,6 +15,7 @@ from exporter.config import ClusterConfig, ExporterConfig
 from exporter.impact import ClusterPhones, Verdict, cluster_phones, required_version
 from exporter.inventory_compare import inventory_lines
 from exporter.probes import BUILTIN_PROBES, Key, ProbeSpec
+from exporter.report.basis import basis_lines, basis_sentences
 from exporter.report.model import (
     ClusterReport,
     ExitCode,
@@ -152,10 +153,13 @@ def _cluster(
         no_directory=now.count(Verdict.NO_DIRECTORY),
         complete=now.complete,
         verdict=(),
+        covered=now.count(Verdict.COVERED),
+        covered_if_assumed=then.count(Verdict.COVERED) if then else None,
+        basis=basis_lines(now),
     )
     return dataclasses.replace(
         report,
-        verdict=tuple(verdict_lines(report, what_if)),
+        verdict=(*verdict_lines(report, what_if), *basis_sentences(report)),
         inventory=tuple(inventory_lines(now.sources, now.cross_check)),
     )
 

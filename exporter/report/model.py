@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from exporter.results import TlsVersion
 
 __all__ = [
+    "BasisLine",
     "ClusterReport",
     "ExitCode",
     "MissingLine",
@@ -122,6 +123,16 @@ class NodeReport:
 
 
 @dataclass(frozen=True)
+class BasisLine:
+    """Registered phones whose verdict rests on `basis` ("config": their own file; "inference":
+    model and registered node), with the reason no file was read ("ok" for config)."""
+
+    basis: str
+    reason: str
+    phones: int
+
+
+@dataclass(frozen=True)
 class ClusterReport:
     name: str
     nodes: tuple[NodeReport, ...]
@@ -135,6 +146,11 @@ class ClusterReport:
     verdict: tuple[str, ...]
     # Where the phone counts come from and, with two sources, where they disagree.
     inventory: tuple[str, ...] = ()
+    # Per-phone verdicts (exporter/perphone.py): phones on a working HTTP directory, and what
+    # the verdicts rest on.
+    covered: int = 0
+    covered_if_assumed: int | None = None
+    basis: tuple[BasisLine, ...] = ()
 
 
 @dataclass(frozen=True)
