@@ -233,4 +233,6 @@ def test_the_probe_intervals_follow_the_configuration() -> None:
         for sample in family.samples
         if sample.name == "cucm_exporter_probe_interval_seconds"
     }
-    assert intervals == {"tls": 45.0, "directory": 60.0}  # snmp is off: no interval, no guess
+    # snmp (and phoneconfig, off by default) are off: no interval, no guess; risport is on by
+    # default and runs only on clusters whose inventory asks for it.
+    assert intervals == {"tls": 45.0, "directory": 60.0, "risport": 300.0}

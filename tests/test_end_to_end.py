@@ -68,7 +68,10 @@ def test_phones_at_risk_alert_fires_and_resolves(stack: Stack, e2e_lab: Lab) -> 
 
 def test_every_process_of_the_stack_is_alive(stack: Stack) -> None:
     assert all(p.poll() is None for p in stack.processes)
-    assert stack.query('up{job="cucm-directory-exporter"}')[0]["value"][1] == "1"
+    # In random order this may be the stack's first test: wait for Prometheus' first scrape.
+    up = 'up{job="cucm-directory-exporter"}'
+    stack.wait_for(lambda: bool(stack.query(up)), 30, "the first scrape of the exporter")
+    assert stack.query(up)[0]["value"][1] == "1"
 
 
 def test_every_dashboard_query_returns_data(stack: Stack, e2e_lab: Lab) -> None:
