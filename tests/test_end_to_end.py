@@ -33,8 +33,12 @@ def stack(e2e_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 
 def test_phones_at_risk_alert_fires_and_resolves(stack: Stack, e2e_lab: Lab) -> None:
     # Healthy first: the exporter is scraped and nothing is at risk.
-    stack.wait_for(lambda: bool(stack.query("cucm_phones_directory_at_risk")), 30, "phone data")
-    assert stack.query("sum(cucm_phones_directory_at_risk)")[0]["value"][1] == "0"
+    # A test before this one (random order) may have raised and restored a node: wait until
+    # Prometheus has scraped the restored, healthy state.
+    at_risk = "sum(cucm_phones_directory_at_risk)"
+    stack.wait_for(
+        lambda: [r["value"][1] for r in stack.query(at_risk)] == ["0"], 60, "a healthy start"
+    )
     assert stack.webhook.alerts(ALERT) == []
 
     e2e_lab.set_tls_policy("cucm-pub", "1.2")
@@ -78,6 +82,13 @@ def test_every_dashboard_query_returns_data(stack: Stack, e2e_lab: Lab) -> None:
     """Each panel and variable query of both dashboards, as Grafana would send it, against the
     real Prometheus that scraped the exporter; with one node raised, so that the "something is
     wrong" panels have something to show too."""
+    # increase()/rate() panels need two samples in their window; in random order this may be
+    # the stack's first test.
+    stack.wait_for(
+        lambda: bool(stack.query('count_over_time(up{job="cucm-directory-exporter"}[1m]) >= 2')),
+        60,
+        "two scrapes of the exporter",
+    )
     e2e_lab.set_tls_policy("cucm-sub1", "1.2")
     try:
         stack.wait_for(
