@@ -160,6 +160,9 @@ class SnmpProbeConfig(ScheduledProbeConfig):
     request_timeout: PositiveDuration = 5.0
     retries: int = Field(default=1, ge=0, le=5)
     max_repetitions: int = Field(default=5, ge=1, le=100)
+    # A walk reads at most this many phone rows: an agent claiming or serving more is a
+    # bad_response, however much it keeps sending (a hostile agent cannot grow our memory).
+    max_rows: int = Field(default=20_000, ge=1, le=1_000_000)
 
     _fit_timeout = within("request_timeout", limit="timeout", inclusive=True)
 

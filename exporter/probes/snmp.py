@@ -54,7 +54,7 @@ __all__ = [
 # 300 MB until the deadline). A CUCM node registers at most about 10,000 devices (the largest
 # OVA); twice that is room enough. Every value the walk keeps is an SnmpAdminString, 255
 # octets at most (SNMP-FRAMEWORK-MIB); ccmProductTypeTable has a few hundred rows.
-DEFAULT_MAX_ROWS = 20_000
+DEFAULT_MAX_ROWS: int = SnmpProbeConfig.model_fields["max_rows"].default
 MAX_VALUE_OCTETS = 255
 MAX_PRODUCT_ROWS = 5_000
 
@@ -113,11 +113,11 @@ class _Walk:
 class SnmpProbe:
     """The probe, with what must outlive one run: the engine and the last walk per node.
 
-    `max_rows` bounds a walk: an agent claiming more phones, or serving more rows, than that
-    is a BAD_RESPONSE, whatever it keeps sending.
+    `max_rows` bounds a walk (default: the settings' `max_rows`): an agent claiming more
+    phones, or serving more rows, than that is a BAD_RESPONSE, whatever it keeps sending.
     """
 
-    def __init__(self, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+    def __init__(self, *, max_rows: int | None = None) -> None:
         self.max_rows = max_rows
         self._engines: dict[tuple[int, str], SnmpEngine] = {}
         self._walks: dict[tuple[str, int, str], _Walk] = {}
@@ -187,13 +187,14 @@ class SnmpProbe:
                 requests=session.requests,
             )
         total = scalars.registered + scalars.unregistered + scalars.rejected
-        if total > self.max_rows:
+        limit = settings.max_rows if self.max_rows is None else self.max_rows
+        if total > limit:
             raise SnmpError(
                 SnmpOutcome.BAD_RESPONSE,
-                f"the agent claims {total} phones, more than the {self.max_rows} a walk reads",
+                f"the agent claims {total} phones, more than the {limit} a walk reads",
             )
         phones = await walk_phone_table(
-            session, settings.max_repetitions, expected_rows=total, max_rows=self.max_rows
+            session, settings.max_repetitions, expected_rows=total, max_rows=limit
         )
         walk = _Walk(scalars.state_id, scalars.callmanager_start, phones, time.time())
         self._walks[key] = walk
