@@ -20,6 +20,7 @@ from exporter.config.types import (
     Name,
     PortNumber,
     PositiveDuration,
+    nonempty_distinct,
     within,
 )
 from exporter.results import DirectoryRoute, TlsVersion
@@ -77,11 +78,7 @@ class TlsProbeConfig(ScheduledProbeConfig):
     @field_validator("versions")
     @classmethod
     def _check_versions(cls, value: tuple[TlsVersion, ...]) -> tuple[TlsVersion, ...]:
-        if not value:
-            raise ValueError("versions must name at least one TLS version")
-        if len(set(value)) != len(value):
-            raise ValueError("versions must not repeat")
-        return value
+        return nonempty_distinct(value, "versions", "TLS version")
 
     @field_validator("ports")
     @classmethod
@@ -128,11 +125,7 @@ class DirectoryProbeConfig(ScheduledProbeConfig):
     @field_validator("routes")
     @classmethod
     def _check_routes(cls, value: tuple[DirectoryRoute, ...]) -> tuple[DirectoryRoute, ...]:
-        if not value:
-            raise ValueError("routes must name at least one route")
-        if len(set(value)) != len(value):
-            raise ValueError("routes must not repeat")
-        return value
+        return nonempty_distinct(value, "routes", "route")
 
     _fit_timeout = within("request_timeout", limit="timeout", inclusive=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
@@ -19,6 +19,7 @@ __all__ = [
     "Name",
     "PortNumber",
     "PositiveDuration",
+    "nonempty_distinct",
     "within",
 ]
 
@@ -110,3 +111,15 @@ def _check_host(value: object) -> object:
 
 Host = Annotated[str, BeforeValidator(_check_host)]
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
+_Item = TypeVar("_Item")
+
+
+def nonempty_distinct(value: tuple[_Item, ...], field: str, item: str) -> tuple[_Item, ...]:
+    """A list setting that must name at least one `item` and none twice."""
+    if not value:
+        raise ValueError(f"{field} must name at least one {item}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{field} must not repeat")
+    return value
