@@ -1,9 +1,10 @@
-"""Part 1, blackbox_exporter's side: the same 10,000 handshakes against the same lab.
+"""Part 1, blackbox_exporter's side: the same 8,000 handshakes against the same lab.
 
-What one TLS round of ours does per node and port, blackbox does as five `/probe` requests:
-one tcp+TLS module pinned to each of TLS 1.0-1.3 (as in bench/tls_vs_blackbox) plus `modern`,
-an unpinned handshake with Go's defaults. The lab's nodes accept 1.0-1.2 (CUCM's default), so
-the TLS 1.3 probe is a rejection on both sides. Every answer is checked against the node's
+What one TLS round of ours does per node and port (four pinned handshakes; with no CA bundle
+configured the highest accepted one also answers for the certificate and cipher), blackbox does
+as four `/probe` requests: one tcp+TLS module pinned to each of TLS 1.0-1.3 (as in
+bench/tls_vs_blackbox). The lab's nodes accept 1.0-1.2 (CUCM's default), so the TLS 1.3 probe
+is a rejection on both sides. Every answer is checked against the node's
 policy read from the lab's control API, or the batch stops.
 
 Concurrency means handshakes in flight, as on our side: `max_concurrent_probes` node runs with
@@ -30,7 +31,6 @@ from bench.processes import cpu_seconds
 from bench.report import loadavg
 from bench.scale import configs
 
-MODERN = "modern"
 VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 TLS_PORTS = (8443, 2445)
 WARMUP = 200
@@ -55,22 +55,8 @@ class BlackboxResult:
     loadavg_after: str
 
 
-# With the pinned modules of `blackbox.modules_config`: an unpinned handshake, Go's defaults.
-MODERN_MODULE = {
-    "prober": "tcp",
-    "timeout": "5s",
-    "tcp": {
-        "preferred_ip_protocol": "ip4",
-        "tls": True,
-        # Ours verifies the modern handshake against the lab's CA (`ca_file`); blackbox
-        # cannot, because one module has one server name and every node has its own.
-        "tls_config": {"insecure_skip_verify": True},
-    },
-}
-
-
 def probes(lab: LabInfo) -> list[Probe]:
-    """Five probes per node and TLS port, in node order, as a round of ours would do them."""
+    """Four probes per node and TLS port, in node order, as a round of ours would do them."""
     config = lab.base_config()
     policies = _policies(lab.control)
     planned = []
@@ -82,7 +68,6 @@ def probes(lab: LabInfo) -> list[Probe]:
                 for version in VERSIONS:
                     accepted = low <= float(version) <= high
                     planned.append(Probe(target, blackbox.module_name(version), accepted))
-                planned.append(Probe(target, MODERN, high >= 1.2))  # Go's client: 1.2 and up
     return planned
 
 
@@ -142,10 +127,10 @@ async def _measure(
 
 
 def measure(lab: LabInfo, concurrency: int, directory: Path) -> BlackboxResult:
-    """All probes of one round (10,000 handshakes at 1,000 nodes) once, after a warm-up."""
+    """All probes of one round (8,000 handshakes at 1,000 nodes) once, after a warm-up."""
     planned = probes(lab)
-    expected = configs.node_count(lab.base_config()) * len(TLS_PORTS) * (len(VERSIONS) + 1)
+    expected = configs.node_count(lab.base_config()) * len(TLS_PORTS) * configs.HANDSHAKES_PER_PORT
     assert len(planned) == expected, "the plan must match a round of ours"
     # Config and log: scale-blackbox.yml and .log in `directory`, kept for a look afterwards.
-    with Blackbox(VERSIONS, directory, "scale-blackbox", {MODERN: MODERN_MODULE}) as box:
+    with Blackbox(VERSIONS, directory, "scale-blackbox") as box:
         return asyncio.run(_measure(box, planned, concurrency, lab.pid))
