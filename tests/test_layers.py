@@ -86,6 +86,7 @@ LAYERS: dict[str, float] = {
     "exporter.check": 14,
     "exporter.daemon": 15,
     "exporter.healthcheck": 15,
+    "exporter.flagvalues": 15,
     "exporter.demo": 16,
     "exporter.cli": 17,
     "exporter.__main__": 18,
