@@ -64,6 +64,7 @@ LAYERS: dict[str, float] = {
     "exporter.report": 12,
     "exporter.metrics.freshness": 9,
     "exporter.metrics.probe": 9,
+    "exporter.metrics.gauges": 9.5,
     "exporter.metrics.tls": 10,
     "exporter.metrics.directory": 10,
     "exporter.metrics.snmp": 10,
