@@ -18,23 +18,25 @@ from pathlib import Path
 from typing import NoReturn
 
 from exporter.check import run_check
-from exporter.config import ConfigError, load_config
+from exporter.config import ConfigError, ExporterConfig, load_config
 from exporter.daemon import EXIT_CONFIG, Serving, run_daemon, web_config_of
+from exporter.flagvalues import (
+    assumed_minimum,
+    connection_count,
+    listen_address,
+    positive_seconds,
+    telemetry_path,
+)
 from exporter.frontdoor import FrontDoorLimits
 from exporter.logsetup import setup_logging
 from exporter.report.model import WhatIf
 from exporter.results import TlsVersion
-from exporter.server import ListenAddress
 from exporter.version import version_block
 from exporter.webconfig import load_web_config
 
 # 10027: the first port above the allocations listed on Prometheus' "Default port allocations"
 # wiki page as we know it (10001-10024 and 10026 are taken; see README).
 DEFAULT_LISTEN = ":10027"
-
-
-# Paths the HTTP app serves besides the metrics: the telemetry path must not hide one.
-RESERVED_PATHS = ("/", "/probe", "/runbook", "/-/healthy", "/-/ready", "/-/reload")
 
 COMMANDS = {
     "run": "run the exporter (the default: its flags may be given without the word run)",
@@ -108,7 +110,7 @@ def _command_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--probe.interval",
         dest="interval",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=10.0,
         help="seconds between probe runs in the demo (default %(default)s)",
     )
@@ -141,7 +143,7 @@ def _command_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--web.listen-address",
         dest="listen",
-        type=_listen_address,
+        type=listen_address,
         help="the exporter's listen address, instead of reading it from --pid",
     )
     health.add_argument(
@@ -152,7 +154,7 @@ def _command_parser() -> argparse.ArgumentParser:
     )
     health.add_argument(
         "--timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=4.0,
         help="seconds to wait for the answer (default %(default)s)",
     )
@@ -191,14 +193,14 @@ def _serving_flags(parser: argparse.ArgumentParser, listen: str = DEFAULT_LISTEN
     parser.add_argument(
         "--web.listen-address",
         dest="listen",
-        type=_listen_address,
+        type=listen_address,
         default=listen,
         help="address to serve metrics on, [host]:port (default %(default)s)",
     )
     parser.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
-        type=_telemetry_path,
+        type=telemetry_path,
         default="/metrics",
         help="path under which to expose metrics (default %(default)s)",
     )
@@ -219,7 +221,7 @@ def _serving_flags(parser: argparse.ArgumentParser, listen: str = DEFAULT_LISTEN
     parser.add_argument(
         "--web.max-connections",
         dest="max_connections",
-        type=_connection_count,
+        type=connection_count,
         default=FrontDoorLimits.max_connections,
         help="most HTTP connections held at once, as Prometheus' flag; lowered to keep file "
         "descriptors for the probes (default %(default)s)",
@@ -227,7 +229,7 @@ def _serving_flags(parser: argparse.ArgumentParser, listen: str = DEFAULT_LISTEN
     parser.add_argument(
         "--web.read-header-timeout",
         dest="head_timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=FrontDoorLimits.head_timeout,
         help="seconds a new connection has to send its request head (and finish TLS) "
         "(default %(default)s)",
@@ -235,7 +237,7 @@ def _serving_flags(parser: argparse.ArgumentParser, listen: str = DEFAULT_LISTEN
     parser.add_argument(
         "--web.write-timeout",
         dest="write_timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=FrontDoorLimits.write_timeout,
         help="seconds a client may leave the answer unread before it is cut off "
         "(default %(default)s)",
@@ -267,29 +269,6 @@ def _log_flags(parser: argparse.ArgumentParser, *, default_level: str) -> None:
     )
 
 
-def _listen_address(text: str) -> ListenAddress:
-    try:
-        return ListenAddress.parse(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected [host]:port") from None
-
-
-def _telemetry_path(text: str) -> str:
-    if not text.startswith("/") or any(c.isspace() or c in "?#" for c in text):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an absolute path such as /metrics")
-    if text.rstrip("/") in (p.rstrip("/") for p in RESERVED_PATHS):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} would hide the exporter's own {text.rstrip('/') or '/'} page"
-        )
-    return text
-
-
-def _connection_count(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of connections, 1 or more")
-    return int(text)
-
-
 def _serving(args: argparse.Namespace) -> Serving:
     limits = FrontDoorLimits(
         head_timeout=args.head_timeout,
@@ -299,23 +278,11 @@ def _serving(args: argparse.Namespace) -> Serving:
     return Serving(args.listen, args.telemetry_path, args.web_config_file, args.lifecycle, limits)
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 86400:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, above 0")
-    return value
-
-
 def _run(args: argparse.Namespace) -> int:
     serving = _serving(args)
     setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
-    try:
-        config = load_config(args.config_file)
-    except ConfigError as error:
-        _print_config_error(args.config_file, error)
+    config = _load_config(args.config_file)
+    if config is None:
         return EXIT_CONFIG
     if serving.web_config_file is not None:
         try:
@@ -331,24 +298,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    from exporter.healthcheck import HealthTarget, check_health, target_of_process
+    from exporter.healthcheck import run_healthcheck
 
-    if args.listen is not None:
-        target = HealthTarget(args.listen, args.web_config_file)
-    else:
-        try:
-            target = target_of_process(args.pid)
-        except (OSError, ValueError) as error:
-            print(f"healthcheck: cannot read the flags of process {args.pid}: {error}",
-                  file=sys.stderr)  # fmt: skip
-            return 1
-        if args.web_config_file is not None:
-            target = HealthTarget(target.listen, args.web_config_file)
-    problem = check_health(target, args.timeout)
-    if problem is not None:
-        print(f"healthcheck: {problem}", file=sys.stderr)
-        return 1
-    return 0
+    return run_healthcheck(args.pid, args.listen, args.web_config_file, args.timeout)
+
+
+def _load_config(path: Path) -> ExporterConfig | None:
+    """The configuration, or None once its problems are on stderr (the caller exits 2)."""
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        _print_config_error(path, error)
+        return None
 
 
 def _print_config_error(path: Path, error: ConfigError) -> None:
@@ -397,7 +358,7 @@ def _check_flags(parser: argparse.ArgumentParser) -> None:
         "--assume-min-version",
         dest="assume",
         action="append",
-        type=_assumed_minimum,
+        type=assumed_minimum,
         default=[],
         metavar="[NODE=]VERSION",
         help="what if every node (or only NODE; repeatable) required this TLS version? "
@@ -409,10 +370,8 @@ def _check_flags(parser: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format, libraries=args.log_libraries)
-    try:
-        config = load_config(args.config_file)
-    except ConfigError as error:
-        _print_config_error(args.config_file, error)
+    config = _load_config(args.config_file)
+    if config is None:
         return EXIT_CONFIG
     what_if = WhatIf(
         everywhere=next((v for node, v in reversed(args.assume) if node is None), None),
@@ -424,15 +383,3 @@ def _check(args: argparse.Namespace) -> int:
         print(f"cucm-directory-exporter check: error: {message}", file=sys.stderr)
         return EXIT_CONFIG
     return run_check(config, output_format=args.format, what_if=what_if)
-
-
-def _assumed_minimum(text: str) -> tuple[str | None, TlsVersion]:
-    """'1.2' -> (None, 1.2): every node; 'cucm-pub=1.2' -> ('cucm-pub', 1.2)."""
-    node, _, version = text.rpartition("=")
-    try:
-        return (node or None), TlsVersion(version)
-    except ValueError:
-        choices = ", ".join(repr(v.value) for v in TlsVersion)
-        raise argparse.ArgumentTypeError(
-            f"invalid choice: {version!r} (choose from {choices}, as VERSION or NODE=VERSION)"
-        ) from None

@@ -16,6 +16,7 @@ import argparse
 import http.client
 import os
 import ssl
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from exporter.config import ConfigError
 from exporter.server import ListenAddress
 from exporter.webconfig import load_web_config
 
-__all__ = ["HealthTarget", "check_health", "target_of_process"]
+__all__ = ["HealthTarget", "check_health", "run_healthcheck", "target_of_process"]
 
 DEFAULT_LISTEN = ":10027"
 
@@ -34,6 +35,28 @@ class HealthTarget:
 
     listen: ListenAddress
     web_config_file: Path | None
+
+
+def run_healthcheck(
+    pid: int, listen: ListenAddress | None, web_config_file: Path | None, timeout: float
+) -> int:
+    """The command: 0 when the exporter answers, else 1 and one line on stderr. `listen` and
+    `web_config_file` given on the command line win over those of process `pid`."""
+    if listen is not None:
+        target = HealthTarget(listen, web_config_file)
+    else:
+        try:
+            target = target_of_process(pid)
+        except (OSError, ValueError) as error:
+            print(f"healthcheck: cannot read the flags of process {pid}: {error}", file=sys.stderr)
+            return 1
+        if web_config_file is not None:
+            target = HealthTarget(target.listen, web_config_file)
+    problem = check_health(target, timeout)
+    if problem is not None:
+        print(f"healthcheck: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def target_of_process(pid: int, proc: Path = Path("/proc")) -> HealthTarget:

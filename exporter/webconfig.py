@@ -20,9 +20,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from exporter.config.base import (
     ConfigError,
     Strict,
-    UnreadableFile,
     load_yaml,
-    read_bounded,
+    read_config_text,
     validate,
 )
 
@@ -176,12 +175,7 @@ WEB_CONFIG_LIMIT = 1024 * 1024
 
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web config file; raise ConfigError naming every problem."""
-    try:
-        text = read_bounded(path, WEB_CONFIG_LIMIT).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: cannot read the web config: not UTF-8 text"]) from None
-    except UnreadableFile as error:
-        raise ConfigError([f"{path}: cannot read the web config: {error.reason}"]) from None
+    text = read_config_text(path, WEB_CONFIG_LIMIT, "the web config")
     data = load_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,30 @@ def start_daemon(
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     return process, port
+
+
+def run_exporter(
+    *args: str, timeout: float = 60, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m exporter ARGS` to its end, as people run it: exit status and text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def get_text(url: str, timeout: float = 5.0) -> str | None:
+    """The body of GET `url`; None when there is no answer (refused, reset, timed out)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body: bytes = response.read()
+            return body.decode()
+    except OSError:
+        return None
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> int:

@@ -28,6 +28,7 @@ from exporter.metrics.collector import CucmCollector
 from exporter.probes import ProbeRunner
 from exporter.state import ExporterState
 from exporter.store import ResultStore
+from tests.conftest import run_exporter
 
 SCHEMA = json.loads(
     (Path(__file__).parent.parent / "docs" / "check-report.schema.json").read_text()
@@ -200,12 +201,7 @@ def test_bad_config_and_usage_exit_2(tmp_path: Path) -> None:
     bad.write_text("clusters: []\n")
 
     def check(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "exporter", "check", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_exporter("check", *args)
 
     config = check("--config.file", str(bad))
     assert config.returncode == 2
@@ -328,12 +324,7 @@ def test_incomplete_text_report(
 
 
 def test_exit_codes_are_in_the_help() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "exporter", "check", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_exporter("check", "--help")
     assert done.returncode == 0
     for line in ("0  every fact was there", "1  phones at risk", "2  bad configuration",
                  "3  nothing at risk among what could be judged"):  # fmt: skip
@@ -454,10 +445,10 @@ def metrics_at_risk(config: ExporterConfig, lab: Lab) -> dict[str, float]:
 
 def test_piped_text_keeps_its_lines_and_says_each_node(check_lab: Lab, config_file: Path) -> None:
     check_lab.set_tls_policy("cucm-pub", "1.2")
-    done = subprocess.run(
-        [sys.executable, "-m", "exporter", "check", "--config.file", str(config_file)],
-        capture_output=True,
-        text=True,
+    done = run_exporter(
+        "check",
+        "--config.file",
+        str(config_file),
         timeout=120,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"},
     )

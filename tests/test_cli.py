@@ -16,12 +16,7 @@ from pathlib import Path
 import pytest
 
 import exporter
-
-COMMAND = [sys.executable, "-m", "exporter"]
-
-
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=timeout)
+from tests.conftest import run_exporter as run
 
 
 def test_help_lists_the_commands() -> None:

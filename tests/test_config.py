@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from exporter.config import (
     parse_config,
 )
 from exporter.results import TlsVersion
+from tests.conftest import run_exporter
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example.yml"
@@ -187,13 +187,7 @@ def problems_of(path: Path) -> tuple[str, ...]:
 
 
 def run_check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "--config.check", "--config.file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_exporter("--config.check", "--config.file", str(path))
 
 
 @pytest.fixture(autouse=True)

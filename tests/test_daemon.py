@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.lab import Lab
-from tests.conftest import promtool_check_metrics, start_daemon, stop_process
+from tests.conftest import promtool_check_metrics, run_exporter, start_daemon, stop_process
 
 INTERVAL = 2.0
 
@@ -214,25 +213,13 @@ def test_the_healthcheck_reads_the_daemons_flags(daemon: Daemon) -> None:
     from tests.test_deploy import healthcheck_command
 
     # The Dockerfile's HEALTHCHECK, told the daemon's PID instead of the container's PID 1.
-    command = [sys.executable, "-m", "exporter", *healthcheck_command()[1:]]
-    result = subprocess.run(
-        [*command, "--pid", str(daemon.process.pid)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_exporter(*healthcheck_command()[1:], "--pid", str(daemon.process.pid), timeout=30)
     assert (result.returncode, result.stderr) == (0, "")
     daemon.process.send_signal(signal.SIGSTOP)  # alive but not answering: unhealthy
     try:
-        stopped = subprocess.run(
-            [sys.executable, "-m", "exporter", "healthcheck", "--pid", str(daemon.process.pid),
-             "--timeout", "1"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )  # fmt: skip
+        stopped = run_exporter(
+            "healthcheck", "--pid", str(daemon.process.pid), "--timeout", "1", timeout=30
+        )
     finally:
         daemon.process.send_signal(signal.SIGCONT)
     assert stopped.returncode == 1

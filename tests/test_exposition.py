@@ -21,6 +21,18 @@ from tests.conftest import config_for
 TEXT = "text/plain"
 
 
+def _rendering(
+    config: ExporterConfig,
+) -> tuple[ResultStore, ExporterState, CollectorRegistry, CachedExposition]:
+    """A collector over an empty store, registered with prometheus_client (the reference
+    rendering) and served through the cache under test."""
+    store, state = ResultStore(), ExporterState(config, time.time())
+    collector = CucmCollector(store, state)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return store, state, registry, CachedExposition(collector)
+
+
 def _without_node(config: ExporterConfig, name: str) -> ExporterConfig:
     clusters = tuple(
         cluster.model_copy(update={"nodes": tuple(n for n in cluster.nodes if n.name != name)})
@@ -35,11 +47,7 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 @pytest.mark.parametrize("accept", [TEXT, OPENMETRICS])
 async def test_cached_rendering_equals_the_library_rendering(lab: Lab, accept: str) -> None:
     config = config_for(lab)
-    store, state = ResultStore(), ExporterState(config, time.time())
-    collector = CucmCollector(store, state)
-    registry = CollectorRegistry()
-    registry.register(collector)
-    exposition = CachedExposition(collector)
+    store, state, registry, exposition = _rendering(config)
     encoder, _ = choose_encoder(accept)
     runner = ProbeRunner()
 
@@ -82,11 +90,7 @@ async def test_cached_rendering_equals_the_library_rendering(lab: Lab, accept: s
 async def test_one_cache_serves_both_formats(lab: Lab) -> None:
     """Text and OpenMetrics share the cached sample lines; each still matches its encoder."""
     config = config_for(lab)
-    store, state = ResultStore(), ExporterState(config, time.time())
-    collector = CucmCollector(store, state)
-    registry = CollectorRegistry()
-    registry.register(collector)
-    exposition = CachedExposition(collector)
+    store, _, registry, exposition = _rendering(config)
     runner = ProbeRunner()
     try:
         cluster = config.clusters[0]

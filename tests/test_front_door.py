@@ -40,7 +40,7 @@ from exporter.server import ExporterApp, ListenAddress, serve
 from exporter.state import ExporterState
 from exporter.store import ResultStore
 from exporter.webconfig import WebConfig
-from tests.conftest import stop_process
+from tests.conftest import get_text, stop_process
 from tests.test_daemon import wait_for
 
 IDLE_CONNECTIONS = 1100  # what blinded the exporter at the usual soft limit of 1024
@@ -59,15 +59,6 @@ def open_files_at_least(count: int) -> Iterator[None]:
 
 def _limit_open_files() -> None:  # in the daemon's child process, before exec
     resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-
-
-def _get(url: str, timeout: float = 5.0) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body: bytes = response.read()
-            return body.decode()
-    except OSError:
-        return None
 
 
 def _samples(text: str, name: str) -> dict[str, float]:
@@ -101,7 +92,7 @@ def test_idle_connections_at_the_soft_limit_leave_scrapes_and_probes_working(
         metrics = f"http://127.0.0.1:{port}/metrics"
         idle: list[socket.socket] = []
         try:
-            wait_for(lambda: _get(metrics) is not None, 20, "the daemon")
+            wait_for(lambda: get_text(metrics) is not None, 20, "the daemon")
             with open_files_at_least(IDLE_CONNECTIONS + 256):
                 for _ in range(IDLE_CONNECTIONS):
                     # When the backlog is full the attack holds what it got.
@@ -109,12 +100,12 @@ def test_idle_connections_at_the_soft_limit_leave_scrapes_and_probes_working(
                         idle.append(socket.create_connection(("127.0.0.1", port), timeout=1.0))
                 attack_started = time.time()
                 for _ in range(10):
-                    assert _get(metrics, timeout=5.0) is not None, "a scrape failed"
+                    assert get_text(metrics, timeout=5.0) is not None, "a scrape failed"
                 text = ""
 
                 def probed_since_attack() -> bool:
                     nonlocal text
-                    text = _get(metrics, timeout=5.0) or ""
+                    text = get_text(metrics, timeout=5.0) or ""
                     last = _samples(text, "cucm_probe_last_run_timestamp_seconds")
                     return bool(last) and min(last.values()) > attack_started
 

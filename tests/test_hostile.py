@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from exporter.lab.tls import PortFault
 from exporter.probes.directory import probe_directory
 from exporter.results import DirectoryOutcome
 from exporter.timing import Deadline
-from tests.conftest import start_daemon, stop_process
+from tests.conftest import get_text, start_daemon, stop_process
 from tests.test_daemon import wait_for
 from tests.test_directory_probe import config_of
 
@@ -66,17 +65,17 @@ def test_the_daemon_keeps_serving_while_its_peers_misbehave(
     process, port = start_daemon(config, tmp_path / "daemon.log")
     metrics = f"http://127.0.0.1:{port}/metrics"
     try:
-        wait_for(lambda: _get(metrics) is not None, 15, "the daemon")
+        wait_for(lambda: get_text(metrics) is not None, 15, "the daemon")
         # Scrape all through two rounds of probing: every scrape must be answered promptly
         # (a 2 s client timeout) however long the probes of broken peers take.
         deadline = time.monotonic() + 2 * INTERVAL + TIMEOUT
         scrapes = 0
         while time.monotonic() < deadline:
-            assert _get(metrics, timeout=2.0) is not None, "a scrape failed while probing"
+            assert get_text(metrics, timeout=2.0) is not None, "a scrape failed while probing"
             scrapes += 1
             time.sleep(0.1)
         assert scrapes > 20
-        text = _get(metrics)
+        text = get_text(metrics)
         assert text is not None
         runs = _probe_runs(text)
         assert {(node, probe) for node, probe, _, _ in runs} == {
@@ -101,15 +100,6 @@ def test_the_daemon_keeps_serving_while_its_peers_misbehave(
         assert rss_kib(process.pid) < 200 * 1024
     finally:
         stop_process(process)
-
-
-def _get(url: str, timeout: float = 5.0) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body: bytes = response.read()
-            return body.decode()
-    except OSError:
-        return None
 
 
 def _probe_runs(text: str) -> list[tuple[str, str, float, float]]:

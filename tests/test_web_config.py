@@ -17,7 +17,7 @@ import pytest
 
 from exporter.lab import Lab
 from exporter.lab.certs import LabCA
-from tests.conftest import start_daemon, stop_process
+from tests.conftest import run_exporter, start_daemon, stop_process
 from tests.test_daemon import wait_for
 
 PASSWORD = "scrape-secret-5e8f"
@@ -212,13 +212,7 @@ def test_a_bad_web_config_stops_the_start(
 
 
 def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "healthcheck", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_exporter("healthcheck", *args, timeout=30)
 
 
 def test_the_healthcheck_follows_the_daemons_listen_address_and_tls(secured: Running) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "describe_errors",
     "load_yaml",
     "read_bounded",
+    "read_config_text",
     "validate",
 ]
 
@@ -79,6 +80,17 @@ def read_bounded(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise UnreadableFile(path, f"larger than {limit} bytes")
     return data
+
+
+def read_config_text(path: Path, limit: int, what: str) -> str:
+    """The UTF-8 text of a configuration file of at most `limit` bytes; otherwise a
+    ConfigError "PATH: cannot read WHAT: why"."""
+    try:
+        return read_bounded(path, limit).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: cannot read {what}: not UTF-8 text"]) from None
+    except UnreadableFile as error:
+        raise ConfigError([f"{path}: cannot read {what}: {error.reason}"]) from None
 
 
 # --- YAML --------------------------------------------------------------------------------

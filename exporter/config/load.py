@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from exporter.config.base import ConfigError, UnreadableFile, load_yaml, read_bounded, validate
+from exporter.config.base import ConfigError, load_yaml, read_config_text, validate
 from exporter.config.model import ExporterConfig
 
 __all__ = ["CONFIG_FILE_LIMIT", "load_config", "load_config_async", "parse_config"]
@@ -21,12 +21,7 @@ CONFIG_FILE_LIMIT = 64 * 1024 * 1024
 
 def load_config(path: Path) -> ExporterConfig:
     """Read and validate a config file; raise ConfigError listing every problem."""
-    try:
-        text = read_bounded(path, CONFIG_FILE_LIMIT).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: cannot read the config file: not UTF-8 text"]) from None
-    except UnreadableFile as error:
-        raise ConfigError([f"{path}: cannot read the config file: {error.reason}"]) from None
+    text = read_config_text(path, CONFIG_FILE_LIMIT, "the config file")
     return parse_config(text, base_dir=path.parent, source=str(path))
 
 

@@ -8,7 +8,7 @@ from exporter.config.base import Strict
 from exporter.config.catalogue import CatalogueEntry
 from exporter.config.probes import ProbesConfig
 from exporter.config.targets import ClusterConfig
-from exporter.config.types import Duration
+from exporter.config.types import Duration, distinct_names
 
 __all__ = ["ExporterConfig", "ProbeEndpointConfig", "SchedulerConfig"]
 
@@ -48,11 +48,7 @@ class ExporterConfig(Strict):
     @field_validator("clusters")
     @classmethod
     def _unique_clusters(cls, clusters: tuple[ClusterConfig, ...]) -> tuple[ClusterConfig, ...]:
-        names = [c.name for c in clusters]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"cluster names must be unique: {', '.join(repeated)}")
-        return clusters
+        return distinct_names(clusters, "cluster names must be unique")
 
     @property
     def node_count(self) -> int:

@@ -7,7 +7,6 @@ and its fields in config/example.yml (tests/test_config.py checks the example do
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -88,13 +87,6 @@ class TlsProbeConfig(ScheduledProbeConfig):
         numbers = [p.port for p in value]
         if len(set(numbers)) != len(numbers):
             raise ValueError("ports must not repeat")
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a file")
         return value
 
 
@@ -185,13 +177,6 @@ class RisportProbeConfig(ScheduledProbeConfig):
     ] = Field(default_factory=dict)
 
     _fit_timeout = within("request_timeout", limit="timeout", inclusive=True)
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a file")
-        return value
 
 
 # --- phone configuration files (issue 16): one block, so a merge can move it whole ----------

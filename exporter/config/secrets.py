@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, SecretStr, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, SecretStr, ValidationInfo
 
 from exporter.config.base import read_bounded
 
@@ -66,4 +66,13 @@ def _read_secret_file(value: object, info: ValidationInfo) -> object:
 
 InlineSecret = Annotated[SecretStr, BeforeValidator(_expand_env)]
 SecretFile = Annotated[SecretStr, BeforeValidator(_read_secret_file)]
-ExistingFile = Annotated[Path, BeforeValidator(resolve_path)]
+
+
+def _is_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+    return path
+
+
+# A file named in the config (a CA bundle): relative to the config file, and there.
+ExistingFile = Annotated[Path, BeforeValidator(resolve_path), AfterValidator(_is_file)]

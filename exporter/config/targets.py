@@ -13,7 +13,7 @@ from exporter.config.credentials import (
     SnmpCredentials,
     check_inventory,
 )
-from exporter.config.types import Host, Name, PortNumber
+from exporter.config.types import Host, Name, PortNumber, distinct_names
 
 __all__ = ["ClusterConfig", "NodeConfig"]
 
@@ -72,8 +72,4 @@ class ClusterConfig(Strict):
     @field_validator("nodes")
     @classmethod
     def _unique_nodes(cls, nodes: tuple[NodeConfig, ...]) -> tuple[NodeConfig, ...]:
-        names = [n.name for n in nodes]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"node names must be unique in a cluster: {', '.join(repeated)}")
-        return nodes
+        return distinct_names(nodes, "node names must be unique in a cluster")

@@ -1,12 +1,13 @@
-"""Scalar types of the config file (durations, TLS versions, names, hosts, ports) and the one
-validator for "this duration fits within that one"."""
+"""Scalar types of the config file (durations, TLS versions, names, hosts, ports), the one
+validator for "this duration fits within that one", and the checks that a list repeats
+nothing."""
 
 from __future__ import annotations
 
 import ipaddress
 import math
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
@@ -19,6 +20,7 @@ __all__ = [
     "Name",
     "PortNumber",
     "PositiveDuration",
+    "distinct_names",
     "nonempty_distinct",
     "within",
 ]
@@ -123,3 +125,20 @@ def nonempty_distinct(value: tuple[_Item, ...], field: str, item: str) -> tuple[
     if len(set(value)) != len(value):
         raise ValueError(f"{field} must not repeat")
     return value
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_NamedItem = TypeVar("_NamedItem", bound=_Named)
+
+
+def distinct_names(items: tuple[_NamedItem, ...], rule: str) -> tuple[_NamedItem, ...]:
+    """Items whose names do not repeat; the error says `rule` and every repeated name."""
+    names = [item.name for item in items]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{rule}: {', '.join(repeated)}")
+    return items

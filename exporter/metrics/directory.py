@@ -7,9 +7,8 @@ cucm_directory_entries{cluster="lab",node="cucm-pub",route="http"} 50.0
 
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily
-
 from exporter.metrics.freshness import Freshness
+from exporter.metrics.gauges import GaugeFamilies
 from exporter.results import DirectoryProbeResult, ProbeRun, RouteResult
 
 __all__ = ["DirectoryFamilies"]
@@ -17,40 +16,37 @@ __all__ = ["DirectoryFamilies"]
 LABELS = ["cluster", "node", "route"]
 
 
-class DirectoryFamilies:
+class DirectoryFamilies(GaugeFamilies):
     """The cucm_directory_* families of one scrape, filled route by route."""
 
     def __init__(self, freshness: Freshness) -> None:
-        help_text = freshness.for_probe("directory")
+        super().__init__(freshness, "directory", LABELS)
 
-        def family(name: str, what: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, help_text(what), labels=[*LABELS, *extra])
-
-        self.up = family(
+        self.up = self.gauge(
             "cucm_directory_up",
             "1 if the whole directory chain (menu, search form, canary search and its pages) "
             "worked on the route.",
         )
-        self.result = family(
+        self.result = self.gauge(
             "cucm_directory_result", "1 for the classified outcome of the route.", ("result",)
         )
-        self.failed_step = family(
+        self.failed_step = self.gauge(
             "cucm_directory_failed_step_info",
             "1 for the step of the chain where the route failed (tvs, menu, input, search, "
             "next_page); absent when it worked.",
             ("step",),
         )
-        self.status = family(
+        self.status = self.gauge(
             "cucm_directory_status_code", "The last HTTP status code the route received."
         )
-        self.duration = family(
+        self.duration = self.gauge(
             "cucm_directory_duration_seconds", "How long the walk of the chain took."
         )
-        self.entries = family(
+        self.entries = self.gauge(
             "cucm_directory_entries",
             "Entries the canary search found, over the pages walked (max_pages).",
         )
-        self.tls_version = family(
+        self.tls_version = self.gauge(
             "cucm_directory_tls_version_info",
             "1 for the TLS version negotiated on the route (HTTPS routes).",
             ("version",),
@@ -74,14 +70,3 @@ class DirectoryFamilies:
             self.entries.add_metric(labels, float(route.entries))
         if route.tls_version is not None:
             self.tls_version.add_metric([*labels, route.tls_version.label], 1.0)
-
-    def all(self) -> tuple[GaugeMetricFamily, ...]:
-        return (
-            self.up,
-            self.result,
-            self.failed_step,
-            self.status,
-            self.duration,
-            self.entries,
-            self.tls_version,
-        )

@@ -14,44 +14,40 @@ Counts never grow with the number of phones, only with nodes, models and statuse
 
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from exporter.impact import ClusterPhones
 from exporter.metrics.freshness import Freshness
+from exporter.metrics.gauges import GaugeFamilies
 
 __all__ = ["PhoneFamilies"]
 
 NODE = ["cluster", "node"]
 
 
-class PhoneFamilies:
+class PhoneFamilies(GaugeFamilies):
     def __init__(self, freshness: Freshness) -> None:
-        help_text = freshness.for_probe(None)  # derived from the inventory and the TLS sweep
+        # None: derived from the inventory and the TLS sweep.
+        super().__init__(freshness, None, NODE)
 
-        def family(name: str, what: str, labels: list[str]) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, help_text(what), labels=labels)
-
-        self.phones = family(
+        self.phones = self.gauge(
             "cucm_phones",
             "Phones in the node's inventory by model, status and the highest TLS version the "
             'model can speak ("unknown" when no catalogue entry matches); a phone seen by several '
             "nodes is counted once, where it is registered.",
-            [*NODE, "model", "status", "max_tls"],
+            ("model", "status", "max_tls"),
         )
-        self.at_risk = family(
+        self.at_risk = self.gauge(
             "cucm_phones_directory_at_risk",
             "Registered phones whose highest TLS version is below what the node's HTTPS "
             'directory path (TVS and Tomcat) now requires: they show "Host not found".',
-            [*NODE, "model"],
+            ("model",),
         )
-        self.required = family(
+        self.required = self.gauge(
             "cucm_node_required_tls_version",
             "The TLS version a phone needs for the node's HTTPS directory: the stricter of its "
             "TVS (2445) and Tomcat (8443) minimum.",
-            NODE,
         )
 
-        self.state = family(
+        self.state = self.gauge(
             "cucm_phones_directory_state",
             "Registered phones by what the TLS policy means for their corporate directory: "
             'fine, at_risk (they show "Host not found"), covered (legacy or cut off, but their '
@@ -59,38 +55,37 @@ class PhoneFamilies:
             "no_directory (no TVS/ccmcip directory to lose) or unknown (a fact is missing: see "
             "cucm_phones_directory_unknown). Judged from each phone's configuration file where "
             "it was read, else inferred: see cucm_phones_verdict_basis.",
-            [*NODE, "model", "state"],
+            ("model", "state"),
         )
-        self.unknown = family(
+        self.unknown = self.gauge(
             "cucm_phones_directory_unknown",
             "Registered phones whose verdict could not be reached, by the missing fact "
             "(capability_unknown: the catalogue does not know the model or firmware; "
             "tls_policy_unknown: the node's TVS/Tomcat minimum could not be judged).",
-            [*NODE, "missing"],
+            ("missing",),
         )
-        self.complete = family(
+        self.complete = self.gauge(
             "cucm_node_verdict_complete",
             "1 if the node's phone verdict rests on every fact it needs (inventory read, TLS "
             "policy judged, every registered model known); 0 means a count of 0 at risk is "
             "not an all-clear.",
-            NODE,
         )
-        self.missing = family(
+        self.missing = self.gauge(
             "cucm_node_verdict_missing_info",
             "1 for each fact the node's phone verdict lacks (inventory_not_configured, "
             "inventory_failed, tls_policy_unknown, capability_unknown, http_route_unknown, "
             "config_node_unknown).",
-            [*NODE, "missing"],
+            ("missing",),
         )
 
-        self.basis = family(
+        self.basis = self.gauge(
             "cucm_phones_verdict_basis",
             "Registered phones by what their verdict rests on: basis config (their own "
             "SEP<MAC>.cnf.xml, reason ok) or inference (model and registered node), with the "
             "reason no file was read (not_read: the phoneconfig probe is off or the device has "
             "no SEP file; missing, encrypted, malformed, unsafe, oversized, timeout, "
             "unreachable, http_error, pending).",
-            [*NODE, "basis", "reason"],
+            ("basis", "reason"),
         )
 
     def add(self, cluster: str, summary: ClusterPhones) -> None:
@@ -117,15 +112,3 @@ class PhoneFamilies:
             self.complete.add_metric([cluster, node], 1.0 if facts.complete else 0.0)
             for missing in sorted(m.value for m in facts.missing):
                 self.missing.add_metric([cluster, node, missing], 1.0)
-
-    def all(self) -> tuple[Metric, ...]:
-        return (
-            self.phones,
-            self.at_risk,
-            self.required,
-            self.state,
-            self.unknown,
-            self.complete,
-            self.missing,
-            self.basis,
-        )

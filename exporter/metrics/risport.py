@@ -13,10 +13,9 @@ cucm_inventory_sources_agree{cluster="lab",node="cucm-pub"} 0.0
 
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from exporter.impact import ClusterPhones
 from exporter.metrics.freshness import Freshness
+from exporter.metrics.gauges import GaugeFamilies
 from exporter.probes.risport_result import RisportProbeResult
 from exporter.results import ProbeRun
 
@@ -25,33 +24,30 @@ __all__ = ["InventorySourceFamilies", "RisportFamilies"]
 NODE = ["cluster", "node"]
 
 
-class RisportFamilies:
+class RisportFamilies(GaugeFamilies):
     """What each RisPort70 run spent and found (the node label: the node it asked)."""
 
     def __init__(self, freshness: Freshness) -> None:
-        help_text = freshness.for_probe("risport")
+        super().__init__(freshness, "risport", NODE)
 
-        def family(name: str, what: str) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, help_text(what), labels=NODE)
-
-        self.requests = family(
+        self.requests = self.gauge(
             "cucm_risport_requests",
             "RisPort70 requests the last run sent (CUCM allows about 15 a minute per cluster, "
             "for every client together).",
         )
-        self.pages = family("cucm_risport_pages", "selectCmDeviceExt pages the last run read.")
-        self.faults = family(
+        self.pages = self.gauge("cucm_risport_pages", "selectCmDeviceExt pages the last run read.")
+        self.faults = self.gauge(
             "cucm_risport_rate_limit_faults",
             'Rate-limit faults ("Exceeded allowed rate") the last run got; it then backs off.',
         )
-        self.devices = family(
+        self.devices = self.gauge(
             "cucm_risport_devices", "Devices in the last complete RisPort70 inventory."
         )
-        self.unmapped = family(
+        self.unmapped = self.gauge(
             "cucm_risport_unmapped_model_devices",
             "Devices whose numeric model code no map knows: counted under model unknown.",
         )
-        self.walked = family(
+        self.walked = self.gauge(
             "cucm_risport_inventory_timestamp_seconds",
             "When the last complete RisPort70 inventory was read (a walk may span runs).",
         )
@@ -70,35 +66,28 @@ class RisportFamilies:
         if result.walked_at is not None:
             self.walked.add_metric(labels, result.walked_at)
 
-    def all(self) -> tuple[Metric, ...]:
-        return (self.requests, self.pages, self.faults, self.devices, self.unmapped, self.walked)
 
-
-class InventorySourceFamilies:
+class InventorySourceFamilies(GaugeFamilies):
     """Which source a cluster's phone counts come from, and how the second one compares."""
 
     def __init__(self, freshness: Freshness) -> None:
-        help_text = freshness.for_probe(None)
-        self.source = GaugeMetricFamily(
+        super().__init__(freshness, None, ["cluster"])
+        self.source = self.gauge(
             "cucm_inventory_source_info",
-            help_text(
-                "1 per inventory source with rows for the cluster: role primary (its rows are "
-                "counted) or cross_check."
-            ),
-            labels=["cluster", "source", "role"],
+            "1 per inventory source with rows for the cluster: role primary (its rows are "
+            "counted) or cross_check.",
+            ("source", "role"),
         )
-        self.registered = GaugeMetricFamily(
+        self.registered = self.gauge(
             "cucm_inventory_registered_phones",
-            help_text("Registered phones each inventory source lists on the node."),
-            labels=[*NODE, "source"],
+            "Registered phones each inventory source lists on the node.",
+            ("node", "source"),
         )
-        self.agree = GaugeMetricFamily(
+        self.agree = self.gauge(
             "cucm_inventory_sources_agree",
-            help_text(
-                "1 if both inventory sources list the same registered phones on the node, 0 if "
-                "not (e.g. SNMP's phone table without soft clients)."
-            ),
-            labels=NODE,
+            "1 if both inventory sources list the same registered phones on the node, 0 if "
+            "not (e.g. SNMP's phone table without soft clients).",
+            ("node",),
         )
 
     def add(self, cluster: str, summary: ClusterPhones) -> None:
@@ -109,6 +98,3 @@ class InventorySourceFamilies:
             self.registered.add_metric([cluster, c.node, c.primary], float(c.primary_registered))
             self.registered.add_metric([cluster, c.node, c.other], float(c.other_registered))
             self.agree.add_metric([cluster, c.node], 1.0 if c.agree else 0.0)
-
-    def all(self) -> tuple[Metric, ...]:
-        return (self.source, self.registered, self.agree)

@@ -7,9 +7,8 @@ cucm_snmp_poll_requests{cluster="lab",node="cucm-pub"} 3.0
 
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-
 from exporter.metrics.freshness import Freshness
+from exporter.metrics.gauges import GaugeFamilies
 from exporter.results import ProbeRun, SnmpProbeResult
 
 __all__ = ["SnmpFamilies"]
@@ -17,35 +16,32 @@ __all__ = ["SnmpFamilies"]
 NODE = ["cluster", "node"]
 
 
-class SnmpFamilies:
+class SnmpFamilies(GaugeFamilies):
     def __init__(self, freshness: Freshness) -> None:
-        help_text = freshness.for_probe("snmp")
+        super().__init__(freshness, "snmp", NODE)
 
-        def family(name: str, what: str) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, help_text(what), labels=NODE)
-
-        self.registered = family(
+        self.registered = self.gauge(
             "cucm_node_registered_phones", "ccmRegisteredPhones: phones registered to the node."
         )
-        self.unregistered = family(
+        self.unregistered = self.gauge(
             "cucm_node_unregistered_phones", "ccmUnregisteredPhones of the node."
         )
-        self.rejected = family("cucm_node_rejected_phones", "ccmRejectedPhones of the node.")
-        self.boot_time = family(
+        self.rejected = self.gauge("cucm_node_rejected_phones", "ccmRejectedPhones of the node.")
+        self.boot_time = self.gauge(
             "cucm_node_boot_time_seconds",
             "When the node's SNMP agent started (unix time, from sysUpTime); a jump means the "
             "node restarted.",
         )
-        self.start_time = family(
+        self.start_time = self.gauge(
             "cucm_node_callmanager_start_time_seconds",
             "When the node's Cisco CallManager service started (ccmCallManagerStartTime).",
         )
-        self.walked = family(
+        self.walked = self.gauge(
             "cucm_snmp_phone_table_walk_timestamp_seconds",
             "When ccmPhoneTable was last walked; it is walked only when ccmPhoneTableStateId or "
             "the CallManager start time changed.",
         )
-        self.requests = family(
+        self.requests = self.gauge(
             "cucm_snmp_poll_requests", "SNMP requests the last poll of the node sent."
         )
 
@@ -66,14 +62,3 @@ class SnmpFamilies:
         self.boot_time.add_metric(labels, scalars.boot_time)
         if scalars.callmanager_start is not None:
             self.start_time.add_metric(labels, scalars.callmanager_start)
-
-    def all(self) -> tuple[Metric, ...]:
-        return (
-            self.registered,
-            self.unregistered,
-            self.rejected,
-            self.boot_time,
-            self.start_time,
-            self.walked,
-            self.requests,
-        )

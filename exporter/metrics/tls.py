@@ -9,9 +9,8 @@ cucm_tls_cert_info{...,fingerprint_sha256="9f..",serial="1a..",subject="CN=p",is
 
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily
-
 from exporter.metrics.freshness import Freshness
+from exporter.metrics.gauges import GaugeFamilies
 from exporter.results import PortResult, ProbeRun, TlsProbeResult
 
 __all__ = ["TlsFamilies"]
@@ -19,66 +18,63 @@ __all__ = ["TlsFamilies"]
 LABELS = ["cluster", "node", "port", "service"]
 
 
-class TlsFamilies:
+class TlsFamilies(GaugeFamilies):
     """The cucm_tls_* families of one scrape, filled port by port."""
 
     def __init__(self, freshness: Freshness) -> None:
-        help_text = freshness.for_probe("tls")
+        super().__init__(freshness, "tls", LABELS)
 
-        def family(name: str, what: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, help_text(what), labels=[*LABELS, *extra])
-
-        self.up = family(
+        self.up = self.gauge(
             "cucm_tls_up", "1 if the port answered TLS at all (accepted or refused a version)."
         )
-        self.accepted = family(
+        self.accepted = self.gauge(
             "cucm_tls_version_accepted",
             "1 if the server's ServerHello selected the version a handshake was pinned to "
             "(min = max), 0 if the server rejected it; absent when the probe could not tell.",
             ("version",),
         )
-        self.result = family(
+        self.result = self.gauge(
             "cucm_tls_version_result",
             "1 for the classified outcome of the handshake pinned to the version "
             "(accepted_then_* : selected, then broken off, e.g. a client certificate required).",
             ("version", "result"),
         )
-        self.min_version = family(
+        self.min_version = self.gauge(
             "cucm_tls_min_version", "Lowest TLS version the port accepts (1.0, 1.1, 1.2, 1.3)."
         )
-        self.max_version = family(
+        self.max_version = self.gauge(
             "cucm_tls_max_version", "Highest TLS version the port accepts (1.0, 1.1, 1.2, 1.3)."
         )
-        self.negotiated = family(
+        self.negotiated = self.gauge(
             "cucm_tls_version_info",
             "1 for the TLS version a modern default client negotiates.",
             ("version",),
         )
-        self.cipher = family(
+        self.cipher = self.gauge(
             "cucm_tls_cipher_info",
             "1 for the cipher suite (OpenSSL name) a modern default client negotiates.",
             ("cipher",),
         )
-        self.handshake = family(
+        self.handshake = self.gauge(
             "cucm_tls_handshake_duration_seconds",
             "Time of the handshake that shows what a modern default client negotiates.",
         )
-        self.not_after = family(
+        self.not_after = self.gauge(
             "cucm_tls_cert_not_after_timestamp_seconds",
             "When the port's leaf certificate expires (unix time).",
         )
-        self.not_before = family(
+        self.not_before = self.gauge(
             "cucm_tls_cert_not_before_timestamp_seconds",
             "When the port's leaf certificate became valid (unix time); it moves when the "
             "certificate is regenerated.",
         )
-        self.cert_info = family(
+        self.cert_info = self.gauge(
             "cucm_tls_cert_info",
             "1, labeled with the port's leaf certificate; a new fingerprint means the "
             "certificate was regenerated.",
             ("fingerprint_sha256", "serial", "subject", "issuer"),
         )
-        self.verified = family(
+        self.verified = self.gauge(
             "cucm_tls_cert_verified",
             "1 if the certificate verified against the configured CA bundle and node name; "
             "absent when no ca_file is configured.",
@@ -124,19 +120,3 @@ class TlsFamilies:
             )
         if port.verified is not None:
             self.verified.add_metric(labels, 1.0 if port.verified else 0.0)
-
-    def all(self) -> tuple[GaugeMetricFamily, ...]:
-        return (
-            self.up,
-            self.accepted,
-            self.result,
-            self.min_version,
-            self.max_version,
-            self.negotiated,
-            self.cipher,
-            self.handshake,
-            self.not_after,
-            self.not_before,
-            self.cert_info,
-            self.verified,
-        )

@@ -169,26 +169,22 @@ async def probe_tls(
     return TlsProbeResult(ports=tuple(ports))
 
 
+@dataclasses.dataclass(frozen=True)
 class _PortSweeper:
-    def __init__(
-        self,
-        node: NodeConfig,
-        settings: TlsProbeConfig,
-        deadline: Deadline,
-        connect: Connector,
-        limit: asyncio.Semaphore,
-    ) -> None:
-        self._node = node
-        self._settings = settings
-        self._deadline = deadline
-        self._connect = connect
-        self._limit = limit
+    """What every port of one sweep shares: the node, the settings, one deadline, the
+    connector and the bound on handshakes in flight."""
+
+    node: NodeConfig
+    settings: TlsProbeConfig
+    deadline: Deadline
+    connect: Connector
+    limit: asyncio.Semaphore
 
     async def sweep(self, port: PortConfig) -> PortResult:
-        target = self._node.connect_port(port.port)
-        versions = self._settings.versions
+        target = self.node.connect_port(port.port)
+        versions = self.settings.versions
         derive_modern = TlsVersion.TLS1_2 in versions and TlsVersion.TLS1_3 in versions
-        verifying = self._settings.ca_file is not None
+        verifying = self.settings.ca_file is not None
         pinned = [self._pinned(target, version) for version in versions]
         if derive_modern and not verifying:
             handshakes = await asyncio.gather(*pinned)
@@ -218,7 +214,7 @@ class _PortSweeper:
 
     async def _modern(self, port: int) -> Handshake:
         try:
-            context = modern_context(self._settings.ca_file)
+            context = modern_context(self.settings.ca_file)
         except (OSError, ssl.SSLError) as error:  # the CA bundle went away or went bad
             return Handshake(None, HandshakeOutcome.PROBE_ERROR, 0.0, detail=describe(error))
         return await self._handshake(port, context, None)
@@ -238,14 +234,14 @@ class _PortSweeper:
     async def _handshake(
         self, port: int, context: ssl.SSLContext, pinned: TlsVersion | None
     ) -> Handshake:
-        async with self._limit:
-            budget = self._deadline.budget(self._settings.handshake_timeout)
+        async with self.limit:
+            budget = self.deadline.budget(self.settings.handshake_timeout)
             started = time.perf_counter()
             try:
                 if budget <= 0:
                     raise TimeoutError
-                facts = await self._connect(
-                    self._node.connect_address, port, context, self._node.server_name, budget
+                facts = await self.connect(
+                    self.node.connect_address, port, context, self.node.server_name, budget
                 )
             except (Exception, asyncio.CancelledError) as error:
                 if isinstance(error, asyncio.CancelledError):
