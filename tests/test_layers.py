@@ -60,6 +60,7 @@ LAYERS: dict[str, float] = {
     "exporter.report.verdict": 10,
     "exporter.report.render": 10,
     "exporter.report.basis": 10,
+    "exporter.report.phones": 10,
     "exporter.report.build": 11,
     "exporter.report": 12,
     "exporter.metrics.freshness": 9,
