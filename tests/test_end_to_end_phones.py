@@ -28,6 +28,8 @@ from exporter.lab.cli import main as lab_main
 from exporter.lab.cli import start_control
 from exporter.lab.tls import unused_port
 from tests.stack import Stack
+from tests.test_end_to_end import grafana_substitute
+from tests.test_grafana import OVERVIEW, load
 
 PAGING = "CucmLegacyPhonesDirectoryAtRisk"
 LOST = "CucmPhonesDirectoryCoverageLost"
@@ -177,3 +179,16 @@ def test_the_alert_pages_for_broken_phones_only_and_resolves_once_they_are_cover
     assert still == {name: node for name, node in listed.items() if node == "cucm-sub1"}
     assert {row["when"] for row in rows} == {"now"}
     assert value(stack, "sum(cucm_phones_directory_at_risk)") == len(still)
+
+    # The dashboard's coverage panel shows the same: broken, covered, fine per node.
+    panel = next(p for p in load(OVERVIEW)["panels"] if p["title"].startswith("Coverage per node"))
+    shown = {
+        target["refId"]: {
+            r["metric"]["node"]: int(float(r["value"][1]))
+            for r in stack.query(grafana_substitute(target["expr"]))
+        }
+        for target in panel["targets"]
+    }
+    assert shown["A"] == {"cucm-pub": 0, "cucm-sub1": len(still)}
+    assert shown["B"] == covered_after
+    assert shown["C"] == by_node(stack, "fine")
