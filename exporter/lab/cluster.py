@@ -30,7 +30,8 @@ from exporter.lab.node import (
 )
 from exporter.lab.risport import RisportService
 from exporter.lab.snmp import DEFAULT_MIX, STATUS_CODES, AgentFault, LabPhone, generate_phones
-from exporter.lab.tftp import ClusterFiles, attach_config_files
+from exporter.lab.tftp import ClusterFiles
+from exporter.lab.tftp_control import attach_config_files
 from exporter.lab.tls import VERSIONS, PortFault
 
 # Re-exported: tests and tools import the lab's constants from here.
