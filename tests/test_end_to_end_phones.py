@@ -140,11 +140,8 @@ def test_the_alert_pages_for_broken_phones_only_and_resolves_once_they_are_cover
     subscribe = sorted(name for name, node in listed.items() if node == "cucm-pub")
     assert subscribe
     changed = time.time()
-    for name in subscribe:
-        assert (
-            lab_main(["phone-config", name, "--directory", "http_service", "--control", control])
-            == 0
-        )
+    command = ["phone-config", *subscribe, "--directory", "http_service", "--control", control]
+    assert lab_main(command) == 0
     stack.wait_for(
         lambda: value(stack, 'sum(cucm_phones_directory_at_risk{node="cucm-pub"})') == 0,
         60,
