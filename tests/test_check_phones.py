@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from exporter.catalogue import DirectoryUse, load_catalogue
@@ -20,6 +21,10 @@ from exporter.lab.tftp import DirectoryMode
 from exporter.report.phones import COLUMNS
 from exporter.results import TlsVersion
 from tests.test_check_phoneconfig import config_file
+
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "docs" / "check-phones.schema.json").read_text()
+)
 
 NODES = ("cucm-pub", "cucm-sub1")
 
@@ -59,10 +64,12 @@ def phones(
     captured = capsys.readouterr()
     if output == "json":
         rows = json.loads(captured.out)
+        jsonschema.validate(rows, SCHEMA)
     else:
         assert captured.out.startswith(",".join(COLUMNS) + "\r\n")
         rows = list(csv.DictReader(io.StringIO(captured.out)))
     assert all(tuple(row) == COLUMNS for row in rows)
+    assert tuple(SCHEMA["items"]["required"]) == COLUMNS
     return code, rows, captured.err
 
 

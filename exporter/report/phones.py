@@ -1,4 +1,5 @@
-"""`check --phones csv|json`: the phones to act on, one row per phone.
+"""`check --phones csv|json`: the phones to act on, one row per phone (PhoneLine; its JSON shape is
+docs/check-phones.schema.json: keep the two together).
 
 The rows are the verdicts `build_report` counted (exporter/impact.py `summarize` appends each
 phone's verdict to a list as it counts it), so the list and the report's counts cannot disagree.
