@@ -23,18 +23,26 @@ def run_check(
     output_format: str,
     what_if: WhatIf | None = None,
     specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
+    phones_format: str | None = None,
 ) -> int:
-    """Probe, print the report on stdout, and return its exit code."""
+    """Probe, print the report on stdout, and return its exit code. With `phones_format`
+    (csv, json), stdout gets the phones to act on instead (exporter/report/phones.py); the
+    exit code is the report's all the same."""
     # Only `check` draws on a terminal: the daemon need not carry rich in memory.
     from rich.console import Console
 
-    from exporter.report import as_json, build_report, render_text
+    from exporter.report import as_json, build_report, render_phones, render_text
+    from exporter.report.phones import PhoneLine
 
     specs = tuple(specs)
     console = Console(stderr=True)
     runs = asyncio.run(probe_everything(config, specs, show_progress=console.is_terminal))
-    report = build_report(config, runs, load_catalogue(config.catalogue), what_if, specs)
-    if output_format == "json":
+    phones: list[PhoneLine] | None = [] if phones_format else None
+    catalogue = load_catalogue(config.catalogue)
+    report = build_report(config, runs, catalogue, what_if, specs, phones=phones)
+    if phones is not None and phones_format:
+        sys.stdout.write(render_phones(phones, phones_format))
+    elif output_format == "json":
         print(json.dumps(as_json(report), indent=2))
     else:
         # Piped into a file or a pager, rich would wrap at 80 columns: give it room instead.

@@ -355,6 +355,14 @@ def _check_flags(parser: argparse.ArgumentParser) -> None:
         help="text for people, json for scripts (docs/check-report.schema.json)",
     )
     parser.add_argument(
+        "--phones",
+        choices=["csv", "json"],
+        help="instead of the report, write on stdout the phones broken now or in the "
+        "--assume-min-version what-if, one row each: cluster, node, name, model, firmware, "
+        "max_tls, when (now or what-if), basis (config: its own file; inference), reason. "
+        "The same verdicts the report counts; the exit status is the report's",
+    )
+    parser.add_argument(
         "--assume-min-version",
         dest="assume",
         action="append",
@@ -382,4 +390,4 @@ def _check(args: argparse.Namespace) -> int:
         message = f"argument --assume-min-version: no configured node named {unknown[0]!r}"
         print(f"cucm-directory-exporter check: error: {message}", file=sys.stderr)
         return EXIT_CONFIG
-    return run_check(config, output_format=args.format, what_if=what_if)
+    return run_check(config, output_format=args.format, what_if=what_if, phones_format=args.phones)

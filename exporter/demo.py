@@ -37,7 +37,10 @@ async def run_demo(
 
     host, _, port = control.rpartition(":")
     with tempfile.TemporaryDirectory(prefix="cucm-demo-") as tmp, Lab() as lab:
-        data = lab.exporter_config(interval=interval, timeout=min(8.0, interval * 0.8))
+        # Per-phone verdicts from the phones' own files, so the walk-through can cover them.
+        data = lab.exporter_config(
+            interval=interval, timeout=min(8.0, interval * 0.8), phoneconfig=True
+        )
         if inventory != "snmp":
             data = risport_exporter_config(data, lab.ca_file, inventory, interval=interval)
         config_file = Path(tmp) / "demo.yml"
@@ -51,6 +54,16 @@ async def run_demo(
             return 1
         first = lab.nodes()[0].name
         steer = shlex.join([*self_command(), "lab", "set-tls", first, "1.2"])
+        phones = shlex.join([*self_command(), "check", "--config.file", str(config_file)])
+        phones += " --phones csv"
+        # The operator's fix for the first node's broken phones: subscribe them to the HTTP
+        # directory service (the list's column 3 is the device name, column 2 the node).
+        subscribe = shlex.join([*self_command(), "lab", "phone-config", "--directory",
+                                "http_service", "--control", f"http://{control}"])  # fmt: skip
+        workaround = (
+            f"{phones} 2>/dev/null | awk -F, 'NR > 1 && $2 == \"{first}\" {{print $3}}' "
+            f"| xargs -r {subscribe}"
+        )
 
         def banner(daemon: Daemon) -> None:
             shown = f"{serving.listen.host or '127.0.0.1'}:{daemon.port}"
@@ -59,7 +72,10 @@ async def run_demo(
                 f"  landing page:  {scheme}://{shown}/\n"
                 f"  metrics:       {scheme}://{shown}{serving.telemetry_path}\n"
                 f"  try:           {steer} --control http://{control}\n"
-                f"                 (then watch cucm_tls_min_version change; Ctrl-C stops)\n",
+                f"                 (then watch cucm_tls_min_version change; Ctrl-C stops)\n"
+                f"  phones:        {phones}\n"
+                "                 (the phones broken now, one row each: README, Walk-through)\n"
+                f"  workaround:    {workaround}\n",
                 flush=True,
             )
 

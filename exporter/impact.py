@@ -31,6 +31,7 @@ __all__ = [
     "Missing",
     "NodeFacts",
     "PhoneSummaries",
+    "PhoneVerdict",
     "Verdict",
     "cluster_phones",
     "dedupe",
@@ -99,6 +100,23 @@ class ClusterPhones:
         return all(facts.complete for facts in self.facts.values())
 
 
+@dataclass(frozen=True, slots=True)
+class PhoneVerdict:
+    """One registered phone's verdict, as `summarize` reached it for the counts: only for
+    `check --phones` (a list that grows with phones never goes to /metrics or the logs)."""
+
+    node: str  # the node it is registered to
+    name: str
+    model: str
+    firmware: str  # its active load, as the inventory reports it
+    max_tls: str  # the catalogue's highest TLS version for the model and load, or "unknown"
+    verdict: Verdict
+    missing: Missing | None
+    basis: Basis  # its own configuration file, or the inference from model and node
+    reason: str  # why no file was read ("ok" on basis config)
+    required: TlsVersion | None  # the registered node's directory-path minimum (inference)
+
+
 def required_version(tls: TlsProbeResult) -> TlsVersion | None:
     """The stricter of the node's TVS and Tomcat minimum; None if either is unknown."""
     minimums = [p.min_version for p in tls.ports if p.service in DIRECTORY_SERVICES]
@@ -143,13 +161,16 @@ def summarize(
     facts: Mapping[str, NodeFacts] | None = None,
     assume: Mapping[str, TlsVersion] | None = None,
     inputs: PhoneInputs | None = None,
+    listing: list[PhoneVerdict] | None = None,
 ) -> ClusterPhones:
     """`inventories`: the phone rows per node that has them; `required`: each node's
     directory-path minimum (None: unknown); `facts`: each configured node's completeness;
     `assume`: a what-if minimum per node, which replaces the node's own (that is what
     `set tls min-version` does), so a what-if needs no reading of today's policy;
     `inputs`: the phones' own configuration files and each node's policy, for the
-    per-phone verdict (exporter/perphone.py); without them every verdict is the inference."""
+    per-phone verdict (exporter/perphone.py); without them every verdict is the inference;
+    `listing`: when given, each registered phone's verdict is appended to it as it is
+    counted (`check --phones`), so the list and the counts are one computation."""
     required = {**required, **(assume or {})}
     judged = (inputs or PhoneInputs()).assuming(assume)
     phones: Counter[tuple[str, str, str, str]] = Counter()
@@ -169,6 +190,11 @@ def summarize(
             )
             verdicts[(node, model, capability.max_tls_label, verdict, _text(missing))] += 1
             basis[(node, on, reason)] += 1
+            if listing is not None:
+                listing.append(
+                    PhoneVerdict(node, row.name, model, row.active_load,
+                                 capability.max_tls_label, verdict, missing, on, reason, needed)
+                )  # fmt: skip
             # Inference: the node's own missing TLS policy is in its facts already.
             if missing is not None and (
                 on is Basis.CONFIG or missing is not Missing.TLS_POLICY_UNKNOWN
@@ -233,6 +259,7 @@ def _summarize_runs(
     specs: Mapping[str, ProbeSpec],
     catalogue: Catalogue,
     assume: Mapping[str, TlsVersion] | None = None,
+    listing: list[PhoneVerdict] | None = None,
 ) -> ClusterPhones:
     inventories: dict[str, Sequence[PhoneRow]] = {}
     required: dict[str, TlsVersion | None] = {}
@@ -283,7 +310,7 @@ def _summarize_runs(
             missing[Missing.TLS_POLICY_UNKNOWN] = tls_missing.get(node, "the tls probe has not run")
         facts[node] = NodeFacts(missing)
     per_phone = perphone.collect(run for _, run in inputs.used)
-    summary = summarize(inventories, required, catalogue, facts, assume, per_phone)
+    summary = summarize(inventories, required, catalogue, facts, assume, per_phone, listing)
     return replace(summary, sources=tuple(order), cross_check=compare(sources, order))
 
 
@@ -293,11 +320,13 @@ def cluster_phones(
     catalogue: Catalogue,
     nodes: Iterable[str] = (),
     assume: Mapping[str, TlsVersion] | None = None,
+    listing: list[PhoneVerdict] | None = None,
 ) -> ClusterPhones:
     """One cluster's phones and verdicts, from its latest runs: the inventory comes from
     whichever probes' specs say their results carry phone rows. `nodes`: the cluster's
-    configured nodes, so that a node with no run at all is reported as lacking facts."""
-    return _summarize_runs(_inputs(runs, specs, nodes), specs, catalogue, assume)
+    configured nodes, so that a node with no run at all is reported as lacking facts;
+    `listing`: see `summarize`."""
+    return _summarize_runs(_inputs(runs, specs, nodes), specs, catalogue, assume, listing)
 
 
 class PhoneSummaries:

@@ -109,7 +109,9 @@ def fast_alertmanager(directory: Path, webhook: Webhook) -> Path:
 class Stack:
     """Starts and owns the processes; `close()` stops every one of them."""
 
-    def __init__(self, lab: Lab, directory: Path, probe_interval: float = 2.0) -> None:
+    def __init__(
+        self, lab: Lab, directory: Path, probe_interval: float = 2.0, *, phoneconfig: bool = False
+    ) -> None:
         self.directory = directory
         self.processes: list[subprocess.Popen[bytes]] = []
         self.webhook = start_webhook()
@@ -117,12 +119,15 @@ class Stack:
         self.prometheus_port = unused_port()
         self.alertmanager_port = unused_port()
         try:
-            config = lab.write_exporter_config(
-                directory / "exporter.yml", interval=probe_interval, timeout=probe_interval * 0.8
+            self.config_file = lab.write_exporter_config(
+                directory / "exporter.yml",
+                interval=probe_interval,
+                timeout=probe_interval * 0.8,
+                phoneconfig=phoneconfig,
             )
             self._start(
                 "exporter",
-                [sys.executable, "-m", "exporter", "--config.file", str(config),
+                [sys.executable, "-m", "exporter", "--config.file", str(self.config_file),
                  "--web.listen-address", f"127.0.0.1:{self.exporter_port}"],
             )  # fmt: skip
             self._start(

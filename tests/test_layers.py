@@ -60,6 +60,7 @@ LAYERS: dict[str, float] = {
     "exporter.report.verdict": 10,
     "exporter.report.render": 10,
     "exporter.report.basis": 10,
+    "exporter.report.phones": 10,
     "exporter.report.build": 11,
     "exporter.report": 12,
     "exporter.metrics.freshness": 9,
@@ -158,3 +159,25 @@ def test_the_check_itself_catches_an_upward_import(tmp_path: Path) -> None:
     sneaky.write_text("from exporter.server import serve\nimport exporter.cli\n")
     assert imports_of(sneaky) == {"exporter.server", "exporter.cli"}
     assert layer_of("exporter.server") > layer_of("exporter.metrics.collector")
+
+
+# The lab's TFTP service, one job per module: the files as CUCM renders them, serving them on
+# 6970, attaching and steering them. Each may import only the ones listed below it.
+LAB_TFTP_LAYERS: dict[str, int] = {
+    "exporter.lab.phonefiles": 0,
+    "exporter.lab.tftp": 1,
+    "exporter.lab.tftp_control": 2,
+}
+
+
+def test_the_lab_tftp_modules_import_one_way() -> None:
+    upward = [
+        f"{name} -> {imported}"
+        for path in modules()
+        if (name := module_name(path)) in LAB_TFTP_LAYERS
+        for imported in imports_of(path)
+        if imported in LAB_TFTP_LAYERS and LAB_TFTP_LAYERS[imported] >= LAB_TFTP_LAYERS[name]
+    ]
+    assert upward == []
+    found = {module_name(p) for p in modules() if module_name(p).startswith("exporter.lab.")}
+    assert set(LAB_TFTP_LAYERS) <= found

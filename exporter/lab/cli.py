@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = commands.add_parser(
         "phone-config", help="change a phone's TFTP configuration file (or every phone's: all)"
     )
-    config.add_argument("phone", help="device name, or all")
+    config.add_argument("phone", nargs="+", help="device names (one request each), or all")
     config.add_argument("--directory", choices=[m.value for m in DirectoryMode])
     config.add_argument("--fault", choices=[f.value for f in ConfigFault])
     config.add_argument("--tvs", help="TVS nodes in priority order, comma-separated")
@@ -108,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, nodes in (("tvs", args.tvs), ("cm_group", args.cm_group)):
             if nodes is not None:
                 settings[key] = [n.strip() for n in nodes.split(",") if n.strip()]
-        return _request(args.control, f"/phones/{args.phone}/config", settings, args.cluster)
+        return max(
+            _request(args.control, f"/phones/{phone}/config", settings, args.cluster)
+            for phone in args.phone
+        )
     if args.command == "fault":
         return _request(
             args.control,

@@ -30,7 +30,8 @@ from exporter.lab.node import (
 )
 from exporter.lab.risport import RisportService
 from exporter.lab.snmp import DEFAULT_MIX, STATUS_CODES, AgentFault, LabPhone, generate_phones
-from exporter.lab.tftp import ClusterFiles, attach_config_files
+from exporter.lab.tftp import ClusterFiles
+from exporter.lab.tftp_control import attach_config_files
 from exporter.lab.tls import VERSIONS, PortFault
 
 # Re-exported: tests and tools import the lab's constants from here.
@@ -267,8 +268,11 @@ class Lab:
 
     # --- exporter configuration ----------------------------------------------------------
 
-    def exporter_config(self, *, interval: float = 10.0, timeout: float = 8.0) -> dict[str, Any]:
-        """A config file (as data) that points the exporter at every lab node."""
+    def exporter_config(
+        self, *, interval: float = 10.0, timeout: float = 8.0, phoneconfig: bool = False
+    ) -> dict[str, Any]:
+        """A config file (as data) that points the exporter at every lab node; `phoneconfig`:
+        also read each phone's configuration file from the nodes' 6970 (per-phone verdicts)."""
         clusters: dict[str, list[dict[str, Any]]] = {}
         for state in self.nodes():
             clusters.setdefault(state.cluster, []).append(
@@ -289,6 +293,7 @@ class Lab:
                     "ca_file": str(self.ca_file),
                 },
                 "directory": {**timing, "request_timeout": f"{min(3.0, timeout):g}s"},
+                **({"phoneconfig": {**timing, "enabled": True}} if phoneconfig else {}),
             },
             "clusters": [
                 {
@@ -300,7 +305,7 @@ class Lab:
             ],
         }
 
-    def write_exporter_config(self, path: Path, **kwargs: float) -> Path:
+    def write_exporter_config(self, path: Path, **kwargs: Any) -> Path:
         path.write_text(yaml.safe_dump(self.exporter_config(**kwargs), sort_keys=False))
         return path
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from exporter.lab.cluster import Lab
 from exporter.lab.directory import DirectoryFault
 from exporter.lab.snmp import AgentFault
-from exporter.lab.tftp import config_route
+from exporter.lab.tftp_control import config_route
 from exporter.lab.tls import VERSIONS, PortFault
 
 

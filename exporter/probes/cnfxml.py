@@ -6,8 +6,8 @@ references), after the caller has capped its size. Namespace processing stays of
 start `<device xsi:type="axl:XIPPhone" ...>` with the `xsi` prefix never declared, which a
 namespace-aware parser rejects as an unbound prefix.
 
-Element paths (a CUCM 12.5 phone configuration file; the lab's exporter/lab/tftp.py names the
-public captures): devicePool/callManagerGroup/members/member[@priority]/callManager/
+Element paths (a CUCM 12.5 phone configuration file; the lab's exporter/lab/phonefiles.py names
+the public captures): devicePool/callManagerGroup/members/member[@priority]/callManager/
 processNodeName, TVS/members/member[@priority]/address, loadInformation, directoryURL,
 secureDirectoryURL, phoneServices/phoneService[@type]/url.
 """

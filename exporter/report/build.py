@@ -12,7 +12,13 @@ from typing import Any
 from exporter import __version__
 from exporter.catalogue import Catalogue
 from exporter.config import ClusterConfig, ExporterConfig
-from exporter.impact import ClusterPhones, Verdict, cluster_phones, required_version
+from exporter.impact import (
+    ClusterPhones,
+    PhoneVerdict,
+    Verdict,
+    cluster_phones,
+    required_version,
+)
 from exporter.inventory_compare import inventory_lines
 from exporter.probes import BUILTIN_PROBES, Key, ProbeSpec
 from exporter.report.basis import basis_lines, basis_sentences
@@ -28,6 +34,7 @@ from exporter.report.model import (
     RouteLine,
     WhatIf,
 )
+from exporter.report.phones import PhoneLine, phone_lines
 from exporter.report.verdict import verdict_lines
 from exporter.results import (
     DirectoryOutcome,
@@ -53,12 +60,16 @@ def build_report(
     specs: Iterable[ProbeSpec] = BUILTIN_PROBES,
     *,
     generated_at: datetime | None = None,
+    phones: list[PhoneLine] | None = None,
 ) -> Report:
+    """`phones`: when given, the phones broken now or in the what-if are appended to it
+    (`check --phones`), from the very verdicts the report counts."""
     what_if = what_if or WhatIf()
     by_key = {(r.cluster, r.node, r.probe): r for r in runs}
     by_name = {spec.name: spec for spec in specs}
     clusters = tuple(
-        _cluster(cluster, by_key, by_name, catalogue, what_if) for cluster in config.clusters
+        _cluster(cluster, by_key, by_name, catalogue, what_if, phones)
+        for cluster in config.clusters
     )
     broken = any(
         line.route in _WORKING_ROUTES and line.result != DirectoryOutcome.OK.value
@@ -92,12 +103,18 @@ def _cluster(
     specs: Mapping[str, ProbeSpec],
     catalogue: Catalogue,
     what_if: WhatIf,
+    phones: list[PhoneLine] | None = None,
 ) -> ClusterReport:
     mine = {key: run for key, run in runs.items() if key[0] == cluster.name}
     names = [node.name for node in cluster.nodes]
-    now = cluster_phones(mine, specs, catalogue, names)
+    # `check --phones`: the verdicts as they are counted, now and in the what-if.
+    listed_now: list[PhoneVerdict] | None = None if phones is None else []
+    listed_then: list[PhoneVerdict] | None = None if phones is None else []
+    now = cluster_phones(mine, specs, catalogue, names, listing=listed_now)
     assumed = {n: v for n in names if (v := what_if.for_node(n)) is not None}
-    then = cluster_phones(mine, specs, catalogue, names, assumed) if what_if else None
+    then = cluster_phones(mine, specs, catalogue, names, assumed, listed_then) if what_if else None
+    if phones is not None and listed_now is not None:
+        phones.extend(phone_lines(cluster.name, listed_now, listed_then if what_if else None))
 
     nodes = []
     for node in cluster.nodes:
