@@ -121,6 +121,8 @@ class RisportService:
     requests: int = 0  # every POST that passed authentication
     rejected: int = 0  # 401s
     faults: int = 0  # rate-limit faults sent
+    bytes_in: int = 0  # request bodies of the pages answered (what a walk cost)
+    bytes_out: int = 0  # the page bodies sent
     # Clock readings of every authenticated request: tests check the budget on any minute.
     times: list[float] = field(default_factory=list)
     _window: collections.deque[float] = field(default_factory=collections.deque)
@@ -192,6 +194,8 @@ class RisportService:
         page = self._page(text)
         if self.fault is RisportFault.TRUNCATED:
             page = page[: len(page) // 2]
+        self.bytes_in += len(body)
+        self.bytes_out += len(page)
         return web.Response(body=page, content_type="text/xml", charset="utf-8")
 
     def _authorized(self, header: str) -> bool:
