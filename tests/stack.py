@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from exporter.lab import Lab
+from exporter.lab.risport import risport_exporter_config
 from exporter.lab.tls import unused_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,7 +110,9 @@ def fast_alertmanager(directory: Path, webhook: Webhook) -> Path:
 class Stack:
     """Starts and owns the processes; `close()` stops every one of them."""
 
-    def __init__(self, lab: Lab, directory: Path, probe_interval: float = 2.0) -> None:
+    def __init__(
+        self, lab: Lab, directory: Path, probe_interval: float = 2.0, inventory: str = "snmp"
+    ) -> None:
         self.directory = directory
         self.processes: list[subprocess.Popen[bytes]] = []
         self.webhook = start_webhook()
@@ -120,6 +123,12 @@ class Stack:
             config = lab.write_exporter_config(
                 directory / "exporter.yml", interval=probe_interval, timeout=probe_interval * 0.8
             )
+            if inventory != "snmp":  # RisPort70 too (`both`) or instead: the lab's app user
+                data = yaml.safe_load(config.read_text())
+                data = risport_exporter_config(
+                    data, lab.ca_file, inventory, interval=probe_interval
+                )
+                config.write_text(yaml.safe_dump(data, sort_keys=False))
             self._start(
                 "exporter",
                 [sys.executable, "-m", "exporter", "--config.file", str(config),

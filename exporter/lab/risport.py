@@ -370,7 +370,8 @@ def risport_exporter_config(
         "interval": f"{interval:g}s",
         "timeout": f"{timeout:g}s",
         "jitter": "0s",
-        "request_timeout": f"{min(5.0, timeout):g}s",
+        # Under half the run: a request is started only if its timeout fits in what is left.
+        "request_timeout": f"{min(5.0, timeout / 2):g}s",
         "ca_file": str(ca_file),
     }
     data["clusters"] = [
