@@ -18,6 +18,8 @@ from exporter.impact import summarize
 from exporter.lab import Lab
 from exporter.lab.cli import start_control
 from exporter.lab.directory import DirectoryFault
+from exporter.lab.node import LAB_COMMUNITY
+from exporter.lab.risport import risport_exporter_config
 from exporter.lab.snmp import (
     DEFAULT_MIX,
     AgentFault,
@@ -32,6 +34,9 @@ from exporter.lab.tls import VERSIONS, PortFault, unused_port
 from exporter.perphone import NodePolicy, PhoneInputs
 from exporter.probes.cnfxml import parse_phone_config
 from exporter.probes.phoneconfig import ConfigReason, PhoneConfigEntry, shared_basis
+from exporter.probes.risport import RisportProbe
+from exporter.probes.risport_budget import BudgetBook
+from exporter.probes.risport_result import RisportOutcome, RisportProbeResult
 from exporter.probes.snmp import (
     PHONE_COLUMNS,
     PRODUCT_NAMES,
@@ -40,6 +45,7 @@ from exporter.probes.snmp import (
     SnmpProbe,
     SnmpSession,
 )
+from exporter.probes.spec import Target
 from exporter.probes.tls import open_tls, pinned_context, probe_tls
 from exporter.results import (
     HandshakeOutcome,
@@ -53,11 +59,13 @@ from exporter.timing import Deadline
 
 __all__ = [
     "DEFAULT_MIX",
+    "LAB_COMMUNITY",
     "PHONE_COLUMNS",
     "PRODUCT_NAMES",
     "SCALARS",
     "VERSIONS",
     "AgentFault",
+    "BudgetBook",
     "CcmAgent",
     "ConfigReason",
     "Deadline",
@@ -73,12 +81,16 @@ __all__ = [
     "PhoneRow",
     "PortFault",
     "PysnmpSession",
+    "RisportOutcome",
+    "RisportProbe",
+    "RisportProbeResult",
     "SnmpCredentials",
     "SnmpOutcome",
     "SnmpProbe",
     "SnmpProbeConfig",
     "SnmpProbeResult",
     "SnmpSession",
+    "Target",
     "TlsProbeConfig",
     "TlsProbeResult",
     "TlsVersion",
@@ -90,6 +102,7 @@ __all__ = [
     "pinned_context",
     "probe_tls",
     "render_config",
+    "risport_exporter_config",
     "shared_basis",
     "start_agent",
     "start_control",

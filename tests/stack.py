@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from exporter.lab import Lab
+from exporter.lab.risport import risport_exporter_config
 from exporter.lab.tls import unused_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,7 +111,13 @@ class Stack:
     """Starts and owns the processes; `close()` stops every one of them."""
 
     def __init__(
-        self, lab: Lab, directory: Path, probe_interval: float = 2.0, *, phoneconfig: bool = False
+        self,
+        lab: Lab,
+        directory: Path,
+        probe_interval: float = 2.0,
+        *,
+        phoneconfig: bool = False,
+        inventory: str = "snmp",
     ) -> None:
         self.directory = directory
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -125,6 +132,12 @@ class Stack:
                 timeout=probe_interval * 0.8,
                 phoneconfig=phoneconfig,
             )
+            if inventory != "snmp":  # RisPort70 too (`both`) or instead: the lab's app user
+                data = yaml.safe_load(self.config_file.read_text())
+                data = risport_exporter_config(
+                    data, lab.ca_file, inventory, interval=probe_interval
+                )
+                self.config_file.write_text(yaml.safe_dump(data, sort_keys=False))
             self._start(
                 "exporter",
                 [sys.executable, "-m", "exporter", "--config.file", str(self.config_file),

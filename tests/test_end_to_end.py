@@ -35,9 +35,10 @@ def stack(e2e_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 @pytest.fixture
 def own_lab_and_stack(tmp_path: Path) -> Iterator[tuple[Lab, Stack]]:
     """A lab and stack of the test's own: its raised node fires alerts after it ends (the rule's
-    `for:`), which a shared stack would deliver in the middle of another test."""
+    `for:`), which a shared stack would deliver in the middle of another test. Its inventory
+    is both sources, so that the panels naming the source and their agreement have data."""
     with Lab(restart_downtime=0.2) as lab:
-        running = Stack(lab, tmp_path)
+        running = Stack(lab, tmp_path, inventory="both")
         try:
             yield lab, running
         finally:
@@ -102,6 +103,11 @@ def test_every_dashboard_query_returns_data(own_lab_and_stack: tuple[Lab, Stack]
         lambda: bool(stack.query('count_over_time(up{job="cucm-directory-exporter"}[1m]) >= 2')),
         60,
         "two scrapes of the exporter",
+    )
+    stack.wait_for(  # RisPort70's first walk, compared with SNMP's table
+        lambda: bool(stack.query('cucm_inventory_sources_agree{node="cucm-sub1"}')),
+        60,
+        "the two inventory sources compared",
     )
     e2e_lab.set_tls_policy("cucm-sub1", "1.2")
     try:

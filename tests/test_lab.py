@@ -94,6 +94,15 @@ def test_lab_cli_changes_policy_of_a_running_lab(lab_process: tuple[str, Path]) 
     assert json.loads(silenced.stdout) == {"snmp_fault": "silent"}
     assert run_lab_command("snmp-fault", "cucm-sub1", "none", "--control", control).returncode == 0
 
+    limited = run_lab_command("risport-fault", "cucm-sub1", "rate_limited", "--control", control)
+    assert limited.returncode == 0, limited.stderr
+    assert json.loads(limited.stdout) == {"risport_fault": "rate_limited"}
+    healed = run_lab_command("risport-fault", "cucm-pub", "none", "--control", control)
+    assert json.loads(healed.stdout) == {"risport_fault": "none"}
+    unknown = run_lab_command("risport-fault", "cucm-pub", "melt", "--control", control)
+    assert unknown.returncode == 2
+    assert "invalid choice: 'melt'" in unknown.stderr
+
     phone = generate_phones(1)[0].name  # the publisher's first phone
     moved = run_lab_command("phone", phone, "--move-to", "cucm-sub1", "--control", control)
     assert moved.returncode == 0, moved.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -468,3 +469,59 @@ def test_the_password_comes_inline_from_the_environment_or_from_a_file(
         assert risport.password_value.get_secret_value() == expected
         assert expected not in repr(config)
         assert expected not in config.model_dump_json()
+
+
+# --- check names the source ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inventory", "sources", "line"),
+    [
+        ("snmp", [{"source": "snmp", "role": "primary"}], "phone inventory from snmp"),
+        ("risport", [{"source": "risport", "role": "primary"}], "phone inventory from risport"),
+        (
+            "both",
+            [{"source": "risport", "role": "primary"}, {"source": "snmp", "role": "cross_check"}],
+            "phone inventory from risport, cross-checked with snmp",
+        ),
+    ],
+)
+def test_check_names_the_inventory_source_in_json_and_text(
+    lab: Lab,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    inventory: str,
+    sources: list[dict[str, str]],
+    line: str,
+) -> None:
+    import jsonschema
+
+    from exporter.check import run_check
+    from tests.test_check import SCHEMA
+
+    config = risport_config(lab, inventory)
+    for output_format in ("json", "text"):
+        specs = specs_with(RisportProbe(BudgetBook(clock), sleep=clock.sleep))
+        run_check(config, output_format=output_format, specs=specs)
+        printed = capsys.readouterr().out
+        if output_format == "json":
+            report = json.loads(printed)
+            jsonschema.validate(report, SCHEMA)
+            cluster = report["clusters"][0]
+            assert cluster["inventory_setting"] == inventory
+            assert cluster["inventory_sources"] == sources
+            assert line in cluster["inventory"]
+        else:
+            assert f"  - {line}\n" in printed
+
+
+def test_check_says_so_when_no_inventory_source_had_rows(lab: Lab) -> None:
+    from exporter.report import build_report
+
+    report = build_report(risport_config(lab, "risport"), [], load_catalogue(()))
+    cluster = report.clusters[0]
+    assert cluster.inventory_setting == "risport"
+    assert cluster.inventory_sources == ()
+    assert cluster.inventory == (
+        "no phone inventory this run (the cluster's inventory setting: risport)",
+    )

@@ -18,6 +18,7 @@ from aiohttp import web
 from exporter.lab.cluster import Lab
 from exporter.lab.control import control_app
 from exporter.lab.directory import DirectoryFault
+from exporter.lab.risport import RisportFault
 from exporter.lab.snmp import AgentFault
 from exporter.lab.tftp import ConfigFault, DirectoryMode
 from exporter.lab.tls import VERSIONS, PortFault
@@ -56,6 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     snmp.add_argument("node")
     snmp.add_argument("fault", choices=[f.value for f in AgentFault])
 
+    risport = commands.add_parser(
+        "risport-fault",
+        help="make the RisPort70 of a node's cluster misbehave (stall, garbage, rate_limited, "
+        "node_not_responding: its other nodes; none heals)",
+    )
+    risport.add_argument("node")
+    risport.add_argument("fault", choices=[f.value for f in RisportFault])
+
     phone = commands.add_parser("phone", help="move a phone to another node, or set its status")
     phone.add_argument("phone", help="device name, e.g. SEP001B2C010001")
     what = phone.add_mutually_exclusive_group(required=True)
@@ -74,7 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.add_argument("--cm-group", help="CallManager group nodes, comma-separated")
 
     commands.add_parser("status", help="show every lab node")
-    for command in (tls, fault, directory, snmp, phone, config, commands.choices["status"]):
+    for command in (
+        tls,
+        fault,
+        directory,
+        snmp,
+        risport,
+        phone,
+        config,
+        commands.choices["status"],
+    ):
         command.add_argument(
             "--control", default=f"http://{DEFAULT_CONTROL}", help="control API URL"
         )
@@ -96,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "snmp-fault":
         body = {"fault": args.fault}
         return _request(args.control, f"/nodes/{args.node}/snmp-fault", body, args.cluster)
+    if args.command == "risport-fault":
+        body = {"fault": args.fault}
+        return _request(args.control, f"/nodes/{args.node}/risport-fault", body, args.cluster)
     if args.command == "phone":
         change = {"move_to": args.move_to} if args.move_to else {"status": args.status}
         return _request(args.control, f"/phones/{args.phone}", change, args.cluster)

@@ -28,7 +28,7 @@ from exporter.lab.node import (
     LabNode,
     NodeState,
 )
-from exporter.lab.risport import RisportService
+from exporter.lab.risport import RisportFault, RisportService
 from exporter.lab.snmp import DEFAULT_MIX, STATUS_CODES, AgentFault, LabPhone, generate_phones
 from exporter.lab.tftp import ClusterFiles
 from exporter.lab.tftp_control import attach_config_files
@@ -200,6 +200,15 @@ class Lab:
     def set_snmp_fault(self, name: str, fault: AgentFault, *, cluster: str | None = None) -> None:
         """Make a node's SNMP agent go silent, babble, or loop; NONE heals it."""
         self._find(name, cluster).agent.fault = fault
+
+    def set_risport_fault(
+        self, name: str, fault: RisportFault, *, cluster: str | None = None
+    ) -> None:
+        """Make the RisPort70 of a node's cluster stall, babble, send the rate-limit fault or
+        report its other nodes as not responding; NONE heals it. RisPort70 answers for the
+        whole cluster on every node (the limit is the cluster's), so the fault is too."""
+        node = self._find(name, cluster)
+        self.risport[node.cluster].set_fault(fault)
 
     def snmp_requests(self, name: str, cluster: str | None = None) -> int:
         """SNMP PDUs the node's agent has answered (to see what a poll cost)."""

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from exporter.lab.cluster import Lab
 from exporter.lab.directory import DirectoryFault
+from exporter.lab.risport import RisportFault
 from exporter.lab.snmp import AgentFault
 from exporter.lab.tftp_control import config_route
 from exporter.lab.tls import VERSIONS, PortFault
@@ -23,6 +24,8 @@ def control_app(lab: Lab) -> web.Application:
     POST /nodes/{node}/fault    {"port", "fault"}: a TLS port stalls, resets, babbles
     POST /nodes/{node}/directory-fault  {"fault"}: the directory pages misbehave
     POST /nodes/{node}/snmp-fault       {"fault"}: the SNMP agent goes silent, babbles, loops
+    POST /nodes/{node}/risport-fault    {"fault"}: the node's cluster's RisPort70 stalls,
+                                        babbles, rate-limits, reports nodes not responding
     POST /phones/{phone}        {"move_to"} or {"status"}: a phone re-registers or changes state
     POST /phones/{phone}/config {"directory", "fault", "tvs", "cm_group"}: its TFTP file
 
@@ -66,7 +69,9 @@ def control_app(lab: Lab) -> web.Application:
             raise web.HTTPBadRequest(text=f"bad fault request: {error}\n") from None
         return web.json_response({"fault": fault.value})
 
-    def node_fault(name: str, kind: type[DirectoryFault] | type[AgentFault], setter: Any) -> Any:
+    def node_fault(
+        name: str, kind: type[DirectoryFault] | type[AgentFault] | type[RisportFault], setter: Any
+    ) -> Any:
         """A handler for POST {"fault": ...} that applies one kind of fault to a node."""
 
         async def handler(request: web.Request) -> web.Response:
@@ -109,6 +114,10 @@ def control_app(lab: Lab) -> web.Application:
     )
     app.router.add_post(
         "/nodes/{node}/snmp-fault", node_fault("snmp fault", AgentFault, lab.set_snmp_fault)
+    )
+    app.router.add_post(
+        "/nodes/{node}/risport-fault",
+        node_fault("risport fault", RisportFault, lab.set_risport_fault),
     )
     app.router.add_post("/phones/{phone}", change_phone)
     app.router.add_post("/phones/{phone}/config", config_route(lab.config_files))

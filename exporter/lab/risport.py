@@ -121,6 +121,8 @@ class RisportService:
     requests: int = 0  # every POST that passed authentication
     rejected: int = 0  # 401s
     faults: int = 0  # rate-limit faults sent
+    bytes_in: int = 0  # request bodies of the pages answered (what a walk cost)
+    bytes_out: int = 0  # the page bodies sent
     # Clock readings of every authenticated request: tests check the budget on any minute.
     times: list[float] = field(default_factory=list)
     _window: collections.deque[float] = field(default_factory=collections.deque)
@@ -192,6 +194,8 @@ class RisportService:
         page = self._page(text)
         if self.fault is RisportFault.TRUNCATED:
             page = page[: len(page) // 2]
+        self.bytes_in += len(body)
+        self.bytes_out += len(page)
         return web.Response(body=page, content_type="text/xml", charset="utf-8")
 
     def _authorized(self, header: str) -> bool:
@@ -366,7 +370,8 @@ def risport_exporter_config(
         "interval": f"{interval:g}s",
         "timeout": f"{timeout:g}s",
         "jitter": "0s",
-        "request_timeout": f"{min(5.0, timeout):g}s",
+        # Under half the run: a request is started only if its timeout fits in what is left.
+        "request_timeout": f"{min(5.0, timeout / 2):g}s",
         "ca_file": str(ca_file),
     }
     data["clusters"] = [

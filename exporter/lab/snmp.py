@@ -66,6 +66,7 @@ class CcmAgent(asyncio.DatagramProtocol):
         self.sys_name = sys_name
         self.fault = AgentFault.NONE
         self.requests = 0  # PDUs answered; tests count them to prove a walk was skipped
+        self.bytes_in = self.bytes_out = 0  # UDP payloads of those PDUs (what a walk cost)
         self.phones: list[LabPhone] = []
         self.state_id = 0
         self._booted = time.time()
@@ -141,6 +142,8 @@ class CcmAgent(asyncio.DatagramProtocol):
             return  # not SNMP we understand: real agents drop it silently
         if answer is not None:
             self.requests += 1
+            self.bytes_in += len(data)
+            self.bytes_out += len(answer)
             self._transport.sendto(answer, addr)
 
     def _answer(self, data: bytes) -> bytes | None:

@@ -25,6 +25,7 @@ from exporter.report.basis import basis_lines, basis_sentences
 from exporter.report.model import (
     ClusterReport,
     ExitCode,
+    InventorySourceLine,
     MissingLine,
     ModelLine,
     NodeReport,
@@ -177,7 +178,13 @@ def _cluster(
     return dataclasses.replace(
         report,
         verdict=(*verdict_lines(report, what_if), *basis_sentences(report)),
-        inventory=tuple(inventory_lines(now.sources, now.cross_check)),
+        inventory=tuple(inventory_lines(now.sources, now.cross_check))
+        or (f"no phone inventory this run (the cluster's inventory setting: {cluster.inventory})",),
+        inventory_setting=cluster.inventory,
+        inventory_sources=tuple(
+            InventorySourceLine(source, "primary" if index == 0 else "cross_check")
+            for index, source in enumerate(now.sources[:2])
+        ),
     )
 
 

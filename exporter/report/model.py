@@ -133,6 +133,14 @@ class BasisLine:
 
 
 @dataclass(frozen=True)
+class InventorySourceLine:
+    """An inventory source with rows this run: role primary (its rows count) or cross_check."""
+
+    source: str
+    role: str
+
+
+@dataclass(frozen=True)
 class ClusterReport:
     name: str
     nodes: tuple[NodeReport, ...]
@@ -146,6 +154,10 @@ class ClusterReport:
     verdict: tuple[str, ...]
     # Where the phone counts come from and, with two sources, where they disagree.
     inventory: tuple[str, ...] = ()
+    # The same, as data: the cluster's `inventory` setting (snmp, risport, both) and the
+    # sources that had rows this run, each with its role (cucm_inventory_source_info's).
+    inventory_setting: str = "snmp"
+    inventory_sources: tuple[InventorySourceLine, ...] = ()
     # Per-phone verdicts (exporter/perphone.py): phones on a working HTTP directory, and what
     # the verdicts rest on.
     covered: int = 0
