@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import ConfigError, load_config, load_config_async, parse_config
+from exporter.config import base as config_base
 from exporter.config import load as config_load
 from tests.conftest import start_daemon, stop_process
 from tests.test_daemon import wait_for
@@ -67,6 +68,27 @@ def problems(text: str) -> tuple[str, ...]:
 def test_keys_and_nesting_that_crashed_the_loader_are_config_errors(text: str, where: str) -> None:
     (problem,) = problems(text)
     assert where in problem
+
+
+def test_nesting_is_refused_past_its_limit_naming_the_field() -> None:
+    # The top-level mapping is one level: clusters and 99 lists are 100, the most allowed.
+    (allowed,) = problems("clusters: " + "[" * 99 + "]" * 99)
+    assert "nested too deeply" not in allowed  # it reached the models
+    (refused,) = problems("clusters: " + "[" * 100 + "]" * 100)
+    assert refused == "<config>: clusters[0][0][0]…: nested too deeply (more than 100 levels)"
+    deep = "{a: " * 200 + "1" + "}" * 200
+    (mapping,) = problems(QUIET + "clusters:\n  - name: c\n    nodes: " + deep)
+    assert mapping == "<config>: clusters[0].nodes.a…: nested too deeply (more than 100 levels)"
+
+
+def test_nesting_gets_the_same_error_from_the_pure_python_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PyYAML without libyaml: the same message, not a RecursionError's."""
+    text = "clusters: " + "[" * 20000 + "]" * 20000
+    expected = "<config>: clusters[0][0][0]…: nested too deeply (more than 100 levels)"
+    monkeypatch.setattr(config_base, "_FastLoader", config_base._StrictLoader)
+    assert problems(text) == (expected,)
 
 
 def test_complex_keys_get_a_message_from_config_check_not_a_traceback(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -142,20 +142,65 @@ if yaml.__with_libyaml__:
 
 
 def load_yaml(text: str, source: str) -> Any:
-    """Parse one YAML document; ConfigError (with line and column) if it is not valid."""
+    """Parse one YAML document; ConfigError (with line and column) if it is not valid, or
+    naming the field where it is nested more than MAX_NESTING deep."""
     try:
         try:
+            _refuse_deep_nesting(yaml.parse(text, Loader=_FastLoader), source)
             return yaml.load(text, Loader=_FastLoader)  # safe loaders: no arbitrary objects
         except yaml.YAMLError:
-            # Parse again in Python for its messages (libyaml words some differently).
+            # Parse again in Python for its messages (libyaml words some differently); the
+            # check again too, in case the two parsers disagree on where the document fails.
+            _refuse_deep_nesting(yaml.parse(text, Loader=_StrictLoader), source)
             return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise ConfigError([f"{source}: invalid YAML{where}: {problem}"]) from None
-    except RecursionError:
-        raise ConfigError([f"{source}: invalid YAML: nested too deeply"]) from None
+
+
+# The example config nests six deep. The pure-Python composer recurses per level (a
+# RecursionError past about 450), libyaml 0.2.6 (PyYAML 6.0.4's wheels) refuses past 1,000 and
+# libyaml 0.2.5 (older wheels) not at all: a 20,000-deep list then reached the models, which
+# worded it their own way. Below all of them, a deep document gets the same error, naming its
+# field, whichever parser PyYAML has.
+MAX_NESTING = 100
+_PATH_SHOWN = 4  # levels of the path a nesting error names: which setting, not all 100
+
+
+def _refuse_deep_nesting(events: Iterable[yaml.Event], source: str) -> None:
+    """ConfigError naming the field if the lists and mappings in `events` (the parser's, so
+    before anything recurses on them) nest more than MAX_NESTING deep. The parser itself keeps
+    a stack, not a recursion, in both libyaml and Python."""
+    # Per open list or mapping: how many nodes it has had, and the label of the current one.
+    counts: list[int] = []
+    labels: list[object] = []
+    mappings: list[bool] = []
+    for event in events:
+        if isinstance(event, yaml.CollectionEndEvent):
+            counts.pop()
+            labels.pop()
+            mappings.pop()
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue  # stream and document boundaries
+        if counts:
+            if not mappings[-1]:
+                labels[-1] = counts[-1]  # a list item
+            elif counts[-1] % 2 == 0:  # a mapping's key; a list or mapping there is "(key)"
+                labels[-1] = event.value if isinstance(event, yaml.ScalarEvent) else "[key]"
+            counts[-1] += 1
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(counts) == MAX_NESTING:
+                more = "…" if len(labels) > _PATH_SHOWN else ""
+                path = _format_path(labels[:_PATH_SHOWN]) + more
+                raise ConfigError(
+                    [f"{source}: {path}: nested too deeply (more than {MAX_NESTING} levels)"]
+                )
+            counts.append(0)
+            labels.append(None)
+            mappings.append(isinstance(event, yaml.MappingStartEvent))
 
 
 # --- validation and its one error format -------------------------------------------------
