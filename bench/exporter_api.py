@@ -31,7 +31,8 @@ from exporter.lab.tftp import DirectoryMode, render_config
 from exporter.lab.tls import VERSIONS, PortFault, unused_port
 from exporter.perphone import NodePolicy, PhoneInputs
 from exporter.probes.cnfxml import parse_phone_config
-from exporter.probes.phoneconfig import ConfigReason, PhoneConfigEntry, shared_basis
+from exporter.probes.phoneconfig_pass import shared_basis
+from exporter.probes.phoneconfig_result import ConfigReason, PhoneConfigEntry
 from exporter.probes.snmp import (
     PHONE_COLUMNS,
     PRODUCT_NAMES,

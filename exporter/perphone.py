@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from exporter.catalogue import Capability, DirectoryUse
 from exporter.probes.cnfxml import PhoneConfig
-from exporter.probes.phoneconfig import PhoneConfigEntry, PhoneConfigProbeResult, TftpOutcome
+from exporter.probes.phoneconfig_result import PhoneConfigEntry, PhoneConfigProbeResult, TftpOutcome
 from exporter.results import (
     DirectoryProbeResult,
     DirectoryRoute,
