@@ -28,14 +28,16 @@ from exporter.results import PhoneRow, ProbeRun, TlsProbeResult, TlsVersion
 __all__ = [
     "Basis",
     "ClusterPhones",
+    "Inputs",
     "Missing",
     "NodeFacts",
-    "PhoneSummaries",
     "Verdict",
     "cluster_phones",
     "dedupe",
+    "inputs_of",
     "required_version",
     "summarize",
+    "summarize_runs",
 ]
 
 # The listeners a legacy phone's directory lookup goes through (DESIGN.md, tls-probing.md §5).
@@ -208,14 +210,16 @@ def _text(missing: Missing | None) -> str:
 
 
 @dataclass(frozen=True)
-class _Inputs:
+class Inputs:
+    """What one cluster's summary is computed from."""
+
     used: tuple[tuple[Key, ProbeRun], ...]  # the runs the summary depends on
     nodes: tuple[str, ...]  # the cluster's configured nodes
 
 
-def _inputs(
+def inputs_of(
     runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec], nodes: Iterable[str]
-) -> _Inputs:
+) -> Inputs:
     """The runs a cluster's phone summary depends on: inventory sources and TLS sweeps."""
     used = tuple(
         (key, run)
@@ -225,11 +229,11 @@ def _inputs(
         or key[2] == TLS_PROBE
         or ((spec := specs.get(key[2])) is not None and spec.carries_phones)
     )
-    return _Inputs(used, tuple(nodes))
+    return Inputs(used, tuple(nodes))
 
 
-def _summarize_runs(
-    inputs: _Inputs,
+def summarize_runs(
+    inputs: Inputs,
     specs: Mapping[str, ProbeSpec],
     catalogue: Catalogue,
     assume: Mapping[str, TlsVersion] | None = None,
@@ -297,37 +301,4 @@ def cluster_phones(
     """One cluster's phones and verdicts, from its latest runs: the inventory comes from
     whichever probes' specs say their results carry phone rows. `nodes`: the cluster's
     configured nodes, so that a node with no run at all is reported as lacking facts."""
-    return _summarize_runs(_inputs(runs, specs, nodes), specs, catalogue, assume)
-
-
-class PhoneSummaries:
-    """`cluster_phones` per cluster, recomputed only when a run it was computed from changed.
-
-    It holds the runs it used (not their ids, which a freed object's successor can reuse), so
-    an unchanged cluster costs a comparison by identity per scrape, not O(phones). One is made
-    per configuration, so removed clusters go with the configuration they were in.
-    """
-
-    def __init__(self, specs: Mapping[str, ProbeSpec], catalogue: Catalogue) -> None:
-        self._specs = specs
-        self._catalogue = catalogue
-        self._held: dict[str, tuple[_Inputs, ClusterPhones]] = {}
-
-    def of(
-        self, cluster: str, runs: Mapping[Key, ProbeRun], nodes: Iterable[str] = ()
-    ) -> ClusterPhones:
-        inputs = _inputs(runs, self._specs, nodes)
-        held = self._held.get(cluster)
-        if held is not None and _same(held[0], inputs):
-            return held[1]
-        summary = _summarize_runs(inputs, self._specs, self._catalogue)
-        self._held[cluster] = (inputs, summary)
-        return summary
-
-
-def _same(a: _Inputs, b: _Inputs) -> bool:
-    return (
-        a.nodes == b.nodes
-        and len(a.used) == len(b.used)
-        and all(x[1] is y[1] for x, y in zip(a.used, b.used, strict=True))
-    )
+    return summarize_runs(inputs_of(runs, specs, nodes), specs, catalogue, assume)

@@ -60,6 +60,7 @@ LAYERS: dict[str, float] = {
     "exporter.probes": 7,
     "exporter.perphone": 7,
     "exporter.impact": 8,
+    "exporter.phone_summaries": 8.5,
     "exporter.report.model": 9,
     "exporter.report.verdict": 10,
     "exporter.report.render": 10,

@@ -16,9 +16,10 @@ from prometheus_client.registry import Collector
 
 from exporter.catalogue import load_catalogue
 from exporter.config import ClusterConfig, ExporterConfig
-from exporter.impact import ClusterPhones, PhoneSummaries
+from exporter.impact import ClusterPhones
 from exporter.metrics import Freshness, target_families
 from exporter.metrics.selfmetrics import self_families
+from exporter.phone_summaries import PhoneSummaries
 from exporter.probes import BUILTIN_PROBES, Key, ProbeSpec
 from exporter.results import ProbeRun
 from exporter.state import ExporterState
@@ -98,6 +99,15 @@ class CucmCollector(Collector):
             )
         return pieces
 
+    async def settle(self) -> None:
+        """Start the phone summaries that changed and wait for those computed off the event
+        loop (large clusters): a scrape shows them without the loop having waited."""
+        config = self._follow_config()
+        runs = _by_cluster(self._store.snapshot())
+        for cluster in config.clusters:
+            self._phones.of(cluster.name, runs.get(cluster.name, {}), _nodes(cluster))
+        await self._phones.settle()
+
     def self_families(self) -> Iterator[Metric]:
         """The exporter's own state: cheap, and different on every scrape."""
         config = self._state.config
@@ -122,7 +132,9 @@ class CucmCollector(Collector):
         if config is self._config:
             return config
         self._config = config
-        self._phones = PhoneSummaries(self._specs, load_catalogue(config.catalogue))
+        self._phones = PhoneSummaries(
+            self._specs, load_catalogue(config.catalogue), previous=self._phones
+        )
         self._freshness = Freshness(
             {name: spec.settings(config).interval for name, spec in self._specs.items()}
         )
