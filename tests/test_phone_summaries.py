@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.catalogue import load_catalogue
+from exporter.catalogue import Capability, load_catalogue
 from exporter.config import ExporterConfig
 from exporter.impact import ClusterPhones, cluster_phones
 from exporter.lab import Lab
@@ -72,7 +72,9 @@ def collector_phones(collector: CucmCollector, config: ExporterConfig) -> Cluste
     )
 
 
-async def test_a_large_cluster_is_summarized_off_the_event_loop(lab: Lab) -> None:
+async def test_a_large_cluster_is_summarized_off_the_event_loop(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = lab_config(lab)
     cluster = config.clusters[0]
     nodes = [n.name for n in cluster.nodes]
@@ -85,11 +87,11 @@ async def test_a_large_cluster_is_summarized_off_the_event_loop(lab: Lab) -> Non
     worked_on: list[str] = []
     original = catalogue.lookup
 
-    def watched(product: str, active_load: str = "") -> object:
+    def watched(product: str, active_load: str = "") -> Capability:
         worked_on.append(threading.current_thread().name)
         return original(product, active_load)
 
-    catalogue.lookup = watched  # type: ignore[method-assign]
+    monkeypatch.setattr(catalogue, "lookup", watched)
     lab.set_tls_policy("cucm-pub", "1.2")
     try:
         await poll(config, store, ("tls",))
@@ -97,14 +99,13 @@ async def test_a_large_cluster_is_summarized_off_the_event_loop(lab: Lab) -> Non
         assert shown is first  # the last summary, while the new one is computed
         await summaries.settle()
         fresh = summaries.of(cluster.name, store.snapshot(), nodes)
-        catalogue.lookup = original  # type: ignore[method-assign]
+        monkeypatch.undo()
         assert fresh == cluster_phones(store.snapshot(), SPECS, catalogue, nodes)
         assert fresh.at_risk != first.at_risk
         assert worked_on
         assert all(name.startswith("phone-summaries") for name in worked_on)
         assert summaries.of(cluster.name, store.snapshot(), nodes) is fresh  # no new work
     finally:
-        catalogue.lookup = original  # type: ignore[method-assign]
         lab.set_tls_policy("cucm-pub", "1.0")
 
 
