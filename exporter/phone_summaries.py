@@ -18,9 +18,10 @@ from exporter.results import ProbeRun
 
 __all__ = ["OFFLOAD_ROWS", "PhoneSummaries"]
 
-# Above this many phone rows in a cluster, a changed summary is computed on a worker thread
-# rather than on the event loop: at 100,000 phones a summary takes about a second of CPU
-# (bench/README.md, "Per-phone configuration at scale"), and /metrics must not wait on it.
+# A scrape spends at most about this many phone rows' worth of summaries on the event loop
+# (~60 ms); the rest is computed on a worker thread. At 100,000 phones the summaries take
+# about a second of CPU (bench/README.md, "Per-phone configuration at scale"), and /metrics
+# must not wait on them with the loop blocked.
 OFFLOAD_ROWS = 5000
 
 # One worker for every collector: summaries queue rather than compete for the two cores.
@@ -53,11 +54,12 @@ class PhoneSummaries:
     an unchanged cluster costs a comparison by identity per scrape, not O(phones). One is made
     per configuration, so removed clusters go with the configuration they were in.
 
-    A cluster of more than `offload_rows` phone rows is recomputed on a worker thread, off the
-    event loop (the runs are frozen, the catalogue's cache is thread-safe): until the new
+    Between two `begin` calls (a scrape), summaries of up to `offload_rows` phone rows in all
+    are computed at once; past that, a changed cluster is recomputed on a worker thread, off
+    the event loop (the runs are frozen, the catalogue's cache is thread-safe). Until the new
     summary is ready, `of` answers with the last one (of this configuration, or, just after a
     reload, of the `previous` one), and `settle` lets a scrape wait for it without blocking
-    the loop. Small clusters, and the first summary of one, are computed at once as before.
+    the loop. A cluster with no summary yet to show is computed at once.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class PhoneSummaries:
         self._offload_rows = offload_rows
         self._held: dict[str, _Held] = {}
         self._jobs: dict[str, _Job] = {}
+        self._spent = 0  # phone rows summarized on the loop since `begin`
         # What the previous configuration showed, shown while this one's is being computed.
         self._stale: dict[str, _Held] = dict(previous._held) if previous is not None else {}
 
@@ -84,7 +87,9 @@ class PhoneSummaries:
         if held is not None and _same(held.inputs, inputs):
             return held.summary
         shown = held or self._stale.get(cluster)
-        if shown is None or _rows(inputs, self._specs) < self._offload_rows or not _in_loop():
+        rows = _rows(inputs, self._specs)
+        if shown is None or self._spent + rows <= self._offload_rows or not _in_loop():
+            self._spent += rows
             summary = summarize_runs(inputs, self._specs, self._catalogue)
             self._held[cluster] = _Held(inputs, summary)
             return summary
@@ -92,6 +97,10 @@ class PhoneSummaries:
             future = _executor().submit(summarize_runs, inputs, self._specs, self._catalogue)
             self._jobs[cluster] = _Job(inputs, future)
         return shown.summary  # the last one, until the worker has the new one
+
+    def begin(self) -> None:
+        """A new scrape: its budget of summaries computed on the loop starts afresh."""
+        self._spent = 0
 
     async def settle(self) -> None:
         """Wait, without blocking the loop, for the summaries being computed (the caller

@@ -59,6 +59,7 @@ class CucmCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         config = self._follow_config()
+        self._phones.begin()
         snapshot = self._store.snapshot()
         runs = _by_cluster(snapshot)
         phones = [
@@ -83,6 +84,7 @@ class CucmCollector(Collector):
         and one per cluster's phone summary. A piece whose `token` is unchanged since the last
         scrape renders to the same text, so a scrape re-renders only what probes changed."""
         config = self._follow_config()
+        self._phones.begin()
         pieces = [Segment(("config",), config, functools.partial(self._node_families, config))]
         runs = _by_cluster(self._store.snapshot())
         for cluster in config.clusters:
@@ -103,6 +105,7 @@ class CucmCollector(Collector):
         """Start the phone summaries that changed and wait for those computed off the event
         loop (large clusters): a scrape shows them without the loop having waited."""
         config = self._follow_config()
+        self._phones.begin()
         runs = _by_cluster(self._store.snapshot())
         for cluster in config.clusters:
             self._phones.of(cluster.name, runs.get(cluster.name, {}), _nodes(cluster))
