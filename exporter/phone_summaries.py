@@ -19,10 +19,10 @@ from exporter.results import ProbeRun
 __all__ = ["OFFLOAD_ROWS", "PhoneSummaries"]
 
 # A scrape spends at most about this many phone rows' worth of summaries on the event loop
-# (~60 ms); the rest is computed on a worker thread. At 100,000 phones the summaries take
-# about a second of CPU (bench/README.md, "Per-phone configuration at scale"), and /metrics
-# must not wait on them with the loop blocked.
-OFFLOAD_ROWS = 5000
+# (~25 ms on this 2-core machine); the rest is computed on a worker thread. At 100,000 phones
+# the summaries take about two seconds of CPU (bench/README.md, "Per-phone configuration at
+# scale"), and /metrics must not wait on them with the loop blocked.
+OFFLOAD_ROWS = 2000
 
 # One worker for every collector: summaries queue rather than compete for the two cores.
 _worker: concurrent.futures.ThreadPoolExecutor | None = None
