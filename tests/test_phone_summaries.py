@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.catalogue import Capability, load_catalogue
-from exporter.config import ExporterConfig
+from exporter.catalogue import Capability, Catalogue, load_catalogue
+from exporter.config import ClusterConfig, ExporterConfig
 from exporter.impact import ClusterPhones, cluster_phones
 from exporter.lab import Lab
 from exporter.metrics.collector import CucmCollector
@@ -64,6 +64,17 @@ async def test_the_series_count_does_not_grow_with_the_phones(lab: Lab) -> None:
     assert series(collector) == before
 
 
+async def polled(
+    lab: Lab,
+) -> tuple[ExporterConfig, ClusterConfig, list[str], Catalogue, ResultStore]:
+    """The lab's config with phoneconfig on, and a store after one round of every probe."""
+    config = lab_config(lab)
+    cluster = config.clusters[0]
+    store = ResultStore()
+    await poll(config, store, ALL)
+    return config, cluster, [n.name for n in cluster.nodes], load_catalogue(config.catalogue), store
+
+
 def collector_phones(collector: CucmCollector, config: ExporterConfig) -> ClusterPhones:
     return collector._phones.of(
         config.clusters[0].name,
@@ -75,12 +86,7 @@ def collector_phones(collector: CucmCollector, config: ExporterConfig) -> Cluste
 async def test_a_large_cluster_is_summarized_off_the_event_loop(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = lab_config(lab)
-    cluster = config.clusters[0]
-    nodes = [n.name for n in cluster.nodes]
-    catalogue = load_catalogue(config.catalogue)
-    store = ResultStore()
-    await poll(config, store, ALL)
+    config, cluster, nodes, catalogue, store = await polled(lab)
     summaries = PhoneSummaries(SPECS, catalogue, offload_rows=0)  # every cluster is "large"
     first = summaries.of(cluster.name, store.snapshot(), nodes)  # the first: at once
     assert first == cluster_phones(store.snapshot(), SPECS, catalogue, nodes)
@@ -112,12 +118,7 @@ async def test_a_large_cluster_is_summarized_off_the_event_loop(
 async def test_after_a_reload_the_last_summary_shows_until_the_new_one_is_ready(
     lab: Lab,
 ) -> None:
-    config = lab_config(lab)
-    cluster = config.clusters[0]
-    nodes = [n.name for n in cluster.nodes]
-    catalogue = load_catalogue(config.catalogue)
-    store = ResultStore()
-    await poll(config, store, ALL)
+    _, cluster, nodes, catalogue, store = await polled(lab)
     old = PhoneSummaries(SPECS, catalogue, offload_rows=0)
     shown = old.of(cluster.name, store.snapshot(), nodes)
     new = PhoneSummaries(SPECS, catalogue, offload_rows=0, previous=old)
