@@ -107,7 +107,9 @@ class PhoneSummaries:
         bounds the wait)."""
         pending = [asyncio.wrap_future(job.future) for job in self._jobs.values()]
         if pending:
-            await asyncio.wait(pending)
+            done, _ = await asyncio.wait(pending)
+            for future in done:
+                future.exception()  # seen here; `of` raises it, as a computation at once would
 
     def _finished(self, cluster: str) -> _Held | None:
         job = self._jobs.get(cluster)
