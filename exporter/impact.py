@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from exporter import perphone
@@ -115,16 +115,31 @@ def dedupe(inventories: Mapping[str, Sequence[PhoneRow]]) -> dict[str, list[Phon
     A phone that moved keeps an unregistered row on its old node for a while; counting both
     would count one phone twice.
     """
-    chosen: dict[str, tuple[str, PhoneRow]] = {}
-    for node, rows in inventories.items():
-        for row in rows:
-            held = chosen.get(row.name)
-            if held is None or (row.status == "registered" and held[1].status != "registered"):
-                chosen[row.name] = (node, row)
     result: dict[str, list[PhoneRow]] = {node: [] for node in inventories}
-    for node, row in chosen.values():
+    for node, row in _deduped(inventories):
         result[node].append(row)
     return result
+
+
+def _deduped(inventories: Mapping[str, Sequence[PhoneRow]]) -> Iterator[tuple[str, PhoneRow]]:
+    """`dedupe`'s rows one at a time. The choice is held as (node, index) per name, which the
+    garbage collector does not track: holding a row object a phone while a 100,000-phone
+    summary is computed made the collector walk them all, stalling every thread
+    (bench/README.md, "Per-phone configuration at scale")."""
+    chosen: dict[str, tuple[str, int]] = {}
+    registered: set[str] = set()
+    for node, rows in inventories.items():
+        for index, row in enumerate(rows):
+            if row.name not in chosen or (
+                row.status == "registered" and row.name not in registered
+            ):
+                chosen[row.name] = (node, index)
+                if row.status == "registered":
+                    registered.add(row.name)
+    for node, rows in inventories.items():
+        for index, row in enumerate(rows):
+            if chosen.get(row.name) == (node, index):
+                yield node, row
 
 
 def judge(capability: Capability, required: TlsVersion | None) -> tuple[Verdict, Missing | None]:
@@ -158,24 +173,23 @@ def summarize(
     verdicts: Counter[tuple[str, str, str, Verdict, str]] = Counter()
     basis: Counter[tuple[str, Basis, str]] = Counter()
     unknown: dict[tuple[str, Missing], int] = {}
-    for node, rows in dedupe(inventories).items():
+    for node, row in _deduped(inventories):
         needed = required.get(node)
-        for row in rows:
-            capability = catalogue.lookup(row.product, row.active_load)
-            model = row.product or "unknown"
-            phones[(node, model, row.status, capability.max_tls_label)] += 1
-            if row.status != "registered":
-                continue
-            verdict, missing, on, reason = judged.judge(
-                row.name, capability, functools.partial(judge, capability, needed)
-            )
-            verdicts[(node, model, capability.max_tls_label, verdict, _text(missing))] += 1
-            basis[(node, on, reason)] += 1
-            # Inference: the node's own missing TLS policy is in its facts already.
-            if missing is not None and (
-                on is Basis.CONFIG or missing is not Missing.TLS_POLICY_UNKNOWN
-            ):
-                unknown[(node, missing)] = unknown.get((node, missing), 0) + 1
+        capability = catalogue.lookup(row.product, row.active_load)
+        model = row.product or "unknown"
+        phones[(node, model, row.status, capability.max_tls_label)] += 1
+        if row.status != "registered":
+            continue
+        verdict, missing, on, reason = judged.judge(
+            row.name, capability, functools.partial(judge, capability, needed)
+        )
+        verdicts[(node, model, capability.max_tls_label, verdict, _text(missing))] += 1
+        basis[(node, on, reason)] += 1
+        # Inference: the node's own missing TLS policy is in its facts already.
+        if missing is not None and (
+            on is Basis.CONFIG or missing is not Missing.TLS_POLICY_UNKNOWN
+        ):
+            unknown[(node, missing)] = unknown.get((node, missing), 0) + 1
     all_facts = dict(facts) if facts is not None else {node: NodeFacts() for node in inventories}
     for (node, missing), count in unknown.items():
         held = all_facts.get(node, NodeFacts())
