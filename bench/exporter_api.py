@@ -14,7 +14,7 @@ from exporter.config import (
     TlsProbeConfig,
     parse_config,
 )
-from exporter.impact import summarize
+from exporter.impact import cluster_phones, summarize
 from exporter.lab import Lab
 from exporter.lab.cli import start_control
 from exporter.lab.directory import DirectoryFault
@@ -32,8 +32,17 @@ from exporter.lab.snmp import (
 from exporter.lab.tftp import DirectoryMode, render_config
 from exporter.lab.tls import VERSIONS, PortFault, unused_port
 from exporter.perphone import NodePolicy, PhoneInputs
+from exporter.phone_summaries import PhoneSummaries
+from exporter.phonetable import PhoneTable
+from exporter.probes import BUILTIN_PROBES, ProbeRunner
 from exporter.probes.cnfxml import parse_phone_config
-from exporter.probes.phoneconfig import ConfigReason, PhoneConfigEntry, shared_basis
+from exporter.probes.phoneconfig_pass import shared_basis
+from exporter.probes.phoneconfig_result import (
+    ConfigReason,
+    PhoneConfigEntry,
+    PhoneConfigProbeResult,
+    TftpOutcome,
+)
 from exporter.probes.risport import RisportProbe
 from exporter.probes.risport_budget import BudgetBook
 from exporter.probes.risport_result import RisportOutcome, RisportProbeResult
@@ -48,16 +57,21 @@ from exporter.probes.snmp import (
 from exporter.probes.spec import Target
 from exporter.probes.tls import open_tls, pinned_context, probe_tls
 from exporter.results import (
+    Handshake,
     HandshakeOutcome,
     PhoneRow,
+    PortResult,
+    ProbeRun,
     SnmpOutcome,
     SnmpProbeResult,
     TlsProbeResult,
     TlsVersion,
 )
+from exporter.store import ResultStore
 from exporter.timing import Deadline
 
 __all__ = [
+    "BUILTIN_PROBES",
     "DEFAULT_MIX",
     "LAB_COMMUNITY",
     "PHONE_COLUMNS",
@@ -71,16 +85,24 @@ __all__ = [
     "Deadline",
     "DirectoryFault",
     "DirectoryMode",
+    "Handshake",
     "HandshakeOutcome",
     "Lab",
     "LabPhone",
     "NodeConfig",
     "NodePolicy",
     "PhoneConfigEntry",
+    "PhoneConfigProbeResult",
     "PhoneInputs",
     "PhoneRow",
+    "PhoneSummaries",
+    "PhoneTable",
     "PortFault",
+    "PortResult",
+    "ProbeRun",
+    "ProbeRunner",
     "PysnmpSession",
+    "ResultStore",
     "RisportOutcome",
     "RisportProbe",
     "RisportProbeResult",
@@ -91,9 +113,11 @@ __all__ = [
     "SnmpProbeResult",
     "SnmpSession",
     "Target",
+    "TftpOutcome",
     "TlsProbeConfig",
     "TlsProbeResult",
     "TlsVersion",
+    "cluster_phones",
     "generate_phones",
     "load_catalogue",
     "open_tls",

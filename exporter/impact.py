@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from exporter import perphone
@@ -28,15 +28,17 @@ from exporter.results import PhoneRow, ProbeRun, TlsProbeResult, TlsVersion
 __all__ = [
     "Basis",
     "ClusterPhones",
+    "Inputs",
     "Missing",
     "NodeFacts",
-    "PhoneSummaries",
     "PhoneVerdict",
     "Verdict",
     "cluster_phones",
     "dedupe",
+    "inputs_of",
     "required_version",
     "summarize",
+    "summarize_runs",
 ]
 
 # The listeners a legacy phone's directory lookup goes through (DESIGN.md, tls-probing.md §5).
@@ -131,16 +133,31 @@ def dedupe(inventories: Mapping[str, Sequence[PhoneRow]]) -> dict[str, list[Phon
     A phone that moved keeps an unregistered row on its old node for a while; counting both
     would count one phone twice.
     """
-    chosen: dict[str, tuple[str, PhoneRow]] = {}
-    for node, rows in inventories.items():
-        for row in rows:
-            held = chosen.get(row.name)
-            if held is None or (row.status == "registered" and held[1].status != "registered"):
-                chosen[row.name] = (node, row)
     result: dict[str, list[PhoneRow]] = {node: [] for node in inventories}
-    for node, row in chosen.values():
+    for node, row in _deduped(inventories):
         result[node].append(row)
     return result
+
+
+def _deduped(inventories: Mapping[str, Sequence[PhoneRow]]) -> Iterator[tuple[str, PhoneRow]]:
+    """`dedupe`'s rows one at a time. The choice is held as (node, index) per name, which the
+    garbage collector does not track: holding a row object a phone while a 100,000-phone
+    summary is computed made the collector walk them all, stalling every thread
+    (bench/README.md, "Per-phone configuration at scale")."""
+    chosen: dict[str, tuple[str, int]] = {}
+    registered: set[str] = set()
+    for node, rows in inventories.items():
+        for index, row in enumerate(rows):
+            if row.name not in chosen or (
+                row.status == "registered" and row.name not in registered
+            ):
+                chosen[row.name] = (node, index)
+                if row.status == "registered":
+                    registered.add(row.name)
+    for node, rows in inventories.items():
+        for index, row in enumerate(rows):
+            if chosen.get(row.name) == (node, index):
+                yield node, row
 
 
 def judge(capability: Capability, required: TlsVersion | None) -> tuple[Verdict, Missing | None]:
@@ -177,29 +194,28 @@ def summarize(
     verdicts: Counter[tuple[str, str, str, Verdict, str]] = Counter()
     basis: Counter[tuple[str, Basis, str]] = Counter()
     unknown: dict[tuple[str, Missing], int] = {}
-    for node, rows in dedupe(inventories).items():
+    for node, row in _deduped(inventories):
         needed = required.get(node)
-        for row in rows:
-            capability = catalogue.lookup(row.product, row.active_load)
-            model = row.product or "unknown"
-            phones[(node, model, row.status, capability.max_tls_label)] += 1
-            if row.status != "registered":
-                continue
-            verdict, missing, on, reason = judged.judge(
-                row.name, capability, functools.partial(judge, capability, needed)
-            )
-            verdicts[(node, model, capability.max_tls_label, verdict, _text(missing))] += 1
-            basis[(node, on, reason)] += 1
-            if listing is not None:
-                listing.append(
-                    PhoneVerdict(node, row.name, model, row.active_load,
-                                 capability.max_tls_label, verdict, missing, on, reason, needed)
-                )  # fmt: skip
-            # Inference: the node's own missing TLS policy is in its facts already.
-            if missing is not None and (
-                on is Basis.CONFIG or missing is not Missing.TLS_POLICY_UNKNOWN
-            ):
-                unknown[(node, missing)] = unknown.get((node, missing), 0) + 1
+        capability = catalogue.lookup(row.product, row.active_load)
+        model = row.product or "unknown"
+        phones[(node, model, row.status, capability.max_tls_label)] += 1
+        if row.status != "registered":
+            continue
+        verdict, missing, on, reason = judged.judge(
+            row.name, capability, functools.partial(judge, capability, needed)
+        )
+        verdicts[(node, model, capability.max_tls_label, verdict, _text(missing))] += 1
+        basis[(node, on, reason)] += 1
+        if listing is not None:
+            listing.append(
+                PhoneVerdict(node, row.name, model, row.active_load,
+                             capability.max_tls_label, verdict, missing, on, reason, needed)
+            )  # fmt: skip
+        # Inference: the node's own missing TLS policy is in its facts already.
+        if missing is not None and (
+            on is Basis.CONFIG or missing is not Missing.TLS_POLICY_UNKNOWN
+        ):
+            unknown[(node, missing)] = unknown.get((node, missing), 0) + 1
     all_facts = dict(facts) if facts is not None else {node: NodeFacts() for node in inventories}
     for (node, missing), count in unknown.items():
         held = all_facts.get(node, NodeFacts())
@@ -234,14 +250,16 @@ def _text(missing: Missing | None) -> str:
 
 
 @dataclass(frozen=True)
-class _Inputs:
+class Inputs:
+    """What one cluster's summary is computed from."""
+
     used: tuple[tuple[Key, ProbeRun], ...]  # the runs the summary depends on
     nodes: tuple[str, ...]  # the cluster's configured nodes
 
 
-def _inputs(
+def inputs_of(
     runs: Mapping[Key, ProbeRun], specs: Mapping[str, ProbeSpec], nodes: Iterable[str]
-) -> _Inputs:
+) -> Inputs:
     """The runs a cluster's phone summary depends on: inventory sources and TLS sweeps."""
     used = tuple(
         (key, run)
@@ -251,11 +269,11 @@ def _inputs(
         or key[2] == TLS_PROBE
         or ((spec := specs.get(key[2])) is not None and spec.carries_phones)
     )
-    return _Inputs(used, tuple(nodes))
+    return Inputs(used, tuple(nodes))
 
 
-def _summarize_runs(
-    inputs: _Inputs,
+def summarize_runs(
+    inputs: Inputs,
     specs: Mapping[str, ProbeSpec],
     catalogue: Catalogue,
     assume: Mapping[str, TlsVersion] | None = None,
@@ -326,37 +344,4 @@ def cluster_phones(
     whichever probes' specs say their results carry phone rows. `nodes`: the cluster's
     configured nodes, so that a node with no run at all is reported as lacking facts;
     `listing`: see `summarize`."""
-    return _summarize_runs(_inputs(runs, specs, nodes), specs, catalogue, assume, listing)
-
-
-class PhoneSummaries:
-    """`cluster_phones` per cluster, recomputed only when a run it was computed from changed.
-
-    It holds the runs it used (not their ids, which a freed object's successor can reuse), so
-    an unchanged cluster costs a comparison by identity per scrape, not O(phones). One is made
-    per configuration, so removed clusters go with the configuration they were in.
-    """
-
-    def __init__(self, specs: Mapping[str, ProbeSpec], catalogue: Catalogue) -> None:
-        self._specs = specs
-        self._catalogue = catalogue
-        self._held: dict[str, tuple[_Inputs, ClusterPhones]] = {}
-
-    def of(
-        self, cluster: str, runs: Mapping[Key, ProbeRun], nodes: Iterable[str] = ()
-    ) -> ClusterPhones:
-        inputs = _inputs(runs, self._specs, nodes)
-        held = self._held.get(cluster)
-        if held is not None and _same(held[0], inputs):
-            return held[1]
-        summary = _summarize_runs(inputs, self._specs, self._catalogue)
-        self._held[cluster] = (inputs, summary)
-        return summary
-
-
-def _same(a: _Inputs, b: _Inputs) -> bool:
-    return (
-        a.nodes == b.nodes
-        and len(a.used) == len(b.used)
-        and all(x[1] is y[1] for x, y in zip(a.used, b.used, strict=True))
-    )
+    return summarize_runs(inputs_of(runs, specs, nodes), specs, catalogue, assume, listing)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from exporter.catalogue import Capability, DirectoryUse
 from exporter.probes.cnfxml import PhoneConfig
-from exporter.probes.phoneconfig import PhoneConfigEntry, PhoneConfigProbeResult, TftpOutcome
+from exporter.probes.phoneconfig_result import PhoneConfigEntry, PhoneConfigProbeResult, TftpOutcome
 from exporter.results import (
     DirectoryProbeResult,
     DirectoryRoute,
@@ -172,8 +172,10 @@ class PhoneInputs:
     aliases: Mapping[str, str] = field(default_factory=dict)
     policies: Mapping[str, NodePolicy] = field(default_factory=dict)
     # Verdicts repeat for every phone sharing a capability and a (shared) PhoneConfig: one
-    # judgement each, for the life of these inputs (one computation).
-    _memo: dict[tuple[Capability, int], Judgement] = field(
+    # judgement each, for the life of these inputs (one computation). Keyed on the config's
+    # id for speed (hashing a PhoneConfig is O(its fields)), the value holds the config it was
+    # computed from and is used only for that very object, so a reused id cannot match.
+    _memo: dict[tuple[Capability, int], tuple[PhoneConfig, Judgement]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -193,11 +195,13 @@ class PhoneInputs:
         the reason no file was read (a ConfigReason value or NOT_READ)."""
         entry = self.configs.get(phone) if self.configs is not None else None
         if entry is not None and (config := entry.config) is not None:
-            key = (capability, id(config))  # the config outlives the memo: ids stay unique
-            judged = self._memo.get(key)
-            if judged is None:
+            key = (capability, id(config))
+            held = self._memo.get(key)
+            if held is not None and held[0] is config:
+                judged = held[1]
+            else:
                 judged = judge_phone(capability, config, self.aliases, self.policies)
-                self._memo[key] = judged
+                self._memo[key] = (config, judged)
             return judged[0], judged[1], Basis.CONFIG, entry.reason.value
         verdict, missing = inference()
         return verdict, missing, Basis.INFERENCE, entry.reason.value if entry else NOT_READ

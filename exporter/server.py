@@ -33,6 +33,10 @@ Reloader = Callable[[], Awaitable[str | None]]
 class MetricsSource(Protocol):
     """What /metrics answers (exporter/metrics/exposition.py: cached, or a plain registry)."""
 
+    async def settle(self) -> None:
+        """Wait (bounded) for what is computed off the event loop before a body is asked."""
+        ...
+
     def body(self, accept: str, accept_encoding: str) -> Body: ...
 
 
@@ -130,6 +134,7 @@ class ExporterApp:
         return app
 
     async def metrics(self, request: web.Request) -> web.Response:
+        await self._metrics.settle()
         body = self._metrics.body(
             request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
         )

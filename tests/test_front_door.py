@@ -144,6 +144,9 @@ class _BigBody:
         self.content = os.urandom(size)
         self.served = 0
 
+    async def settle(self) -> None:
+        return None
+
     def body(self, accept: str, accept_encoding: str) -> Body:
         self.served += 1
         return Body(self.content, "text/plain; version=0.0.4; charset=utf-8", gzipped=False)

@@ -8,7 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -357,8 +357,8 @@ class Rows:
     reason: str = "ok"
 
 
-def rows_of(run: ProbeRun) -> Sequence[PhoneRow] | None:
-    return run.result.rows if isinstance(run.result, Rows) else None
+def rows_of(run: ProbeRun) -> Mapping[str, Sequence[PhoneRow]] | None:
+    return {run.node: run.result.rows} if isinstance(run.result, Rows) else None
 
 
 async def test_an_independent_server_in_the_real_format(http_server: tuple[int, Path]) -> None:

@@ -227,8 +227,9 @@ class Lab:
         return self._call(self._add_phones(self._find(name, cluster), product, active_load, count))
 
     async def _add_phones(self, node: LabNode, product: str, load: str, count: int) -> list[str]:
-        self._added += count
+        # Each call's names start past the last call's (two calls must not share names).
         start = 0xA00000 + self._added
+        self._added += count
         names = [f"SEP{0x001B2C000000 + start + i:012X}" for i in range(count)]
         node.agent.phones.extend(LabPhone(n, product, load) for n in names)
         node.agent.changed()

@@ -16,9 +16,10 @@ from prometheus_client.registry import Collector
 
 from exporter.catalogue import load_catalogue
 from exporter.config import ClusterConfig, ExporterConfig
-from exporter.impact import ClusterPhones, PhoneSummaries
+from exporter.impact import ClusterPhones
 from exporter.metrics import Freshness, target_families
 from exporter.metrics.selfmetrics import self_families
+from exporter.phone_summaries import PhoneSummaries
 from exporter.probes import BUILTIN_PROBES, Key, ProbeSpec
 from exporter.results import ProbeRun
 from exporter.state import ExporterState
@@ -58,6 +59,7 @@ class CucmCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         config = self._follow_config()
+        self._phones.begin()
         snapshot = self._store.snapshot()
         runs = _by_cluster(snapshot)
         phones = [
@@ -82,6 +84,7 @@ class CucmCollector(Collector):
         and one per cluster's phone summary. A piece whose `token` is unchanged since the last
         scrape renders to the same text, so a scrape re-renders only what probes changed."""
         config = self._follow_config()
+        self._phones.begin()
         pieces = [Segment(("config",), config, functools.partial(self._node_families, config))]
         runs = _by_cluster(self._store.snapshot())
         for cluster in config.clusters:
@@ -97,6 +100,16 @@ class CucmCollector(Collector):
                 )
             )
         return pieces
+
+    async def settle(self) -> None:
+        """Start the phone summaries that changed and wait for those computed off the event
+        loop (large clusters): a scrape shows them without the loop having waited."""
+        config = self._follow_config()
+        self._phones.begin()
+        runs = _by_cluster(self._store.snapshot())
+        for cluster in config.clusters:
+            self._phones.of(cluster.name, runs.get(cluster.name, {}), _nodes(cluster))
+        await self._phones.settle()
 
     def self_families(self) -> Iterator[Metric]:
         """The exporter's own state: cheap, and different on every scrape."""
@@ -122,7 +135,9 @@ class CucmCollector(Collector):
         if config is self._config:
             return config
         self._config = config
-        self._phones = PhoneSummaries(self._specs, load_catalogue(config.catalogue))
+        self._phones = PhoneSummaries(
+            self._specs, load_catalogue(config.catalogue), previous=self._phones
+        )
         self._freshness = Freshness(
             {name: spec.settings(config).interval for name, spec in self._specs.items()}
         )

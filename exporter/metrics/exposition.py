@@ -44,6 +44,7 @@ __all__ = [
 _EOF = "# EOF\n"  # OpenMetrics ends with it; the pieces we stitch must not
 GZIP_LEVEL = 1
 MAX_AGE_SECONDS = 1.0
+SETTLE_SECONDS = 5.0  # how long a scrape waits for a large cluster's summary (~1 s at 100k)
 
 _Encoder = Callable[[Collector], bytes]  # what choose_encoder hands back
 
@@ -119,6 +120,10 @@ class CachedExposition:
         self._templates: dict[str, _Template] = {}  # per content type
         self._config: object = None
         self._pieces: dict[object, _Piece] = {}
+
+    async def settle(self) -> None:
+        """Wait for what the collector computes off the event loop (large phone summaries)."""
+        await self._collector.settle()
 
     def render(self, accept: str, config_token: object) -> tuple[bytes, str]:
         """The exposition for a client that sent `accept`; `config_token` changes when the
@@ -201,6 +206,13 @@ class MetricsBodies:
     clock: Callable[[], float] = time.monotonic
     _held: dict[tuple[str, bool], _Held] = field(default_factory=dict, init=False)
 
+    async def settle(self, limit: float = SETTLE_SECONDS) -> None:
+        """Before a body: let the phone summaries computed off the loop finish (up to `limit`
+        seconds; past it the body shows the last ones)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await self.exposition.settle()
+
     def body(self, accept: str, accept_encoding: str) -> Body:
         accept = negotiated_format(accept)
         compress = accepts_gzip(accept_encoding)
@@ -230,6 +242,9 @@ class RegistryBodies:
     """What /metrics answers from a plain registry, rendered on every request."""
 
     registry: CollectorRegistry
+
+    async def settle(self) -> None:
+        return None  # nothing is computed off the loop
 
     def body(self, accept: str, accept_encoding: str) -> Body:
         encoder, content_type = choose_encoder(negotiated_format(accept))

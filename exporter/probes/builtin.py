@@ -109,8 +109,9 @@ BUILTIN_PROBES: tuple[ProbeSpec, ...] = (
 )
 
 
-def _inventory_rows(run: ProbeRun) -> Sequence[PhoneRow] | None:
-    """The phone rows of a run of whichever inventory probe made it (phoneconfig reads the
-    files of the phones these report)."""
+def _inventory_rows(run: ProbeRun) -> Mapping[str, Sequence[PhoneRow]] | None:
+    """The phone rows per node of a run of whichever inventory probe made it, a node's own
+    (SNMP) or its cluster's (RisPort70): phoneconfig reads the files of the phones these
+    report."""
     spec = next((s for s in BUILTIN_PROBES if s.name == run.probe), None)
-    return spec.phones(run) if spec is not None else None
+    return spec.phones_by_node(run) if spec is not None else None

@@ -24,6 +24,8 @@ from xml.sax.xmlreader import AttributesImpl
 import defusedxml.sax
 from defusedxml import DefusedXmlException
 
+from exporter.probes.canonical import Canonical
+
 __all__ = [
     "BUILTIN_DIRECTORY",
     "ConfigFileError",
@@ -74,18 +76,8 @@ class PhoneConfig:
 
 
 # Phones of one node and model mostly carry the same facts: one shared PhoneConfig for them
-# all (bench/scale/phoneconfig.py measures it). Bounded, so hostile files cannot grow it.
-_CANONICAL_LIMIT = 65536
-_canonical: dict[PhoneConfig, PhoneConfig] = {}
-
-
-def _shared(config: PhoneConfig) -> PhoneConfig:
-    held = _canonical.get(config)
-    if held is not None:
-        return held
-    if len(_canonical) < _CANONICAL_LIMIT:
-        _canonical[config] = config
-    return config
+# all (bench/scale/phoneconfig.py measures it).
+_canonical: Canonical[PhoneConfig] = Canonical()
 
 
 def _is_directory_service(url: str) -> bool:
@@ -172,7 +164,7 @@ def parse_phone_config(body: bytes) -> PhoneConfig:
     if handler.root != "device":
         raise ConfigFileError(f"expected a <device> root, got <{handler.root[:64]}>")
     scalars = handler.scalars
-    return _shared(
+    return _canonical.shared(
         PhoneConfig(
             directory_url=sys.intern(scalars.get("directory_url", "")),
             secure_directory_url=sys.intern(scalars.get("secure_directory_url", "")),
