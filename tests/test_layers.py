@@ -42,6 +42,7 @@ LAYERS: dict[str, float] = {
     "exporter.probes.tlsclassify": 1,
     "exporter.probes.cnfxml": 2,
     "exporter.probes.canonical": 0,
+    "exporter.probes.targetview": 2,
     "exporter.probes.phoneconfig_result": 2.5,
     "exporter.probes.tftp_http": 2.7,
     "exporter.probes.phoneconfig_pass": 2.9,

@@ -22,11 +22,10 @@ import time
 import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
 
 import httpx
 
-from exporter.config import ClusterConfig, NodeConfig, PhoneConfigProbeConfig
+from exporter.config import ClusterConfig, PhoneConfigProbeConfig
 from exporter.probes.phoneconfig_pass import Pass, shared_basis
 from exporter.probes.phoneconfig_result import (
     Basis,
@@ -37,6 +36,7 @@ from exporter.probes.phoneconfig_result import (
     describe_phoneconfig,
     summarize_phoneconfig,
 )
+from exporter.probes.targetview import InventoryReaderTarget
 from exporter.results import PhoneRow, ProbeRun
 from exporter.timing import Deadline
 
@@ -59,19 +59,6 @@ _SEP = re.compile(r"^SEP[0-9A-F]{12}$")  # hardware phones; soft clients' CSF fi
 # A run's phone rows per node (a node's own SNMP table, or RisPort70's for every node of its
 # cluster); None when the run carries no phone rows.
 Inventory = Callable[[ProbeRun], Mapping[str, Sequence[PhoneRow]] | None]
-
-
-class _Target(Protocol):
-    """What a run reads of exporter.probes.spec.Target (which sits a layer above)."""
-
-    @property
-    def cluster(self) -> ClusterConfig: ...
-    @property
-    def node(self) -> NodeConfig: ...
-    @property
-    def settings(self) -> Any: ...
-    @property
-    def latest(self) -> Mapping[tuple[str, str, str], ProbeRun]: ...
 
 
 def tftp_nodes(cluster: ClusterConfig, settings: PhoneConfigProbeConfig) -> list[str]:
@@ -137,7 +124,9 @@ class PhoneConfigProbe:
     async def aclose(self) -> None:
         return None
 
-    async def run(self, target: _Target, deadline: Deadline) -> PhoneConfigProbeResult:
+    async def run(
+        self, target: InventoryReaderTarget, deadline: Deadline
+    ) -> PhoneConfigProbeResult:
         settings: PhoneConfigProbeConfig = target.settings
         cluster, node = target.cluster, target.node
         nodes = tftp_nodes(cluster, settings)

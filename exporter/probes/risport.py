@@ -17,11 +17,10 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Protocol
 
 import yaml
 
-from exporter.config import ClusterConfig, NodeConfig, RisportProbeConfig
+from exporter.config import RisportProbeConfig
 from exporter.probes.risport_budget import BUDGETS, BudgetBook
 from exporter.probes.risport_result import RisportOutcome, RisportProbeResult
 from exporter.probes.risport_soap import (
@@ -31,6 +30,7 @@ from exporter.probes.risport_soap import (
     RisportSession,
     SelectionPage,
 )
+from exporter.probes.targetview import RunTarget
 from exporter.results import PhoneRow, PhoneTable
 from exporter.timing import Deadline
 
@@ -48,20 +48,6 @@ ANSWERED = ("Ok", "NotFound")  # a node's ReturnCode when RisPort could read it
 _MIN_REQUEST_SECONDS = 0.5  # below this much of the deadline, no request is started
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class Target(Protocol):
-    """What the probe reads of its target (probes.spec.Target has it): the cluster whose
-    credentials it uses, the node it asks, and its settings."""
-
-    @property
-    def cluster(self) -> ClusterConfig: ...
-
-    @property
-    def node(self) -> NodeConfig: ...
-
-    @property
-    def settings(self) -> Any: ...
 
 
 @functools.cache
@@ -127,7 +113,7 @@ class RisportProbe:
         for _, session in sessions.values():
             await session.aclose()
 
-    async def run(self, target: Target, deadline: Deadline) -> RisportProbeResult:
+    async def run(self, target: RunTarget, deadline: Deadline) -> RisportProbeResult:
         settings: RisportProbeConfig = target.settings
         key = (target.cluster.name, target.node.name)
         budget = self._budgets.of(*key, settings.requests_per_minute)
@@ -191,7 +177,7 @@ class RisportProbe:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _complete(self, walk: _Walk, target: Target, models: Mapping[int, str]) -> _Inventory:
+    def _complete(self, walk: _Walk, target: RunTarget, models: Mapping[int, str]) -> _Inventory:
         names = _node_names(target)
         rows: dict[str, list[PhoneRow]] = {node.name: [] for node in target.cluster.nodes}
         not_responding = sorted(
@@ -253,7 +239,7 @@ class RisportProbe:
             detail=detail,
         )
 
-    def _session(self, target: Target, settings: RisportProbeConfig) -> RisportSession:
+    def _session(self, target: RunTarget, settings: RisportProbeConfig) -> RisportSession:
         credentials = target.cluster.risport
         assert credentials is not None, "applies_to runs the probe only with credentials"
         node = target.node
@@ -298,7 +284,7 @@ def _verify(settings: RisportProbeConfig) -> ssl.SSLContext | bool:
     return True
 
 
-def _node_names(target: Target) -> dict[str, str]:
+def _node_names(target: RunTarget) -> dict[str, str]:
     """RisPort names a node as CUCM's server list does (host name, FQDN or address): each
     configured node answers to its name, host, short host name and address."""
     names: dict[str, str] = {}
