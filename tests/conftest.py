@@ -15,6 +15,7 @@ import yaml
 
 from exporter.config import ExporterConfig, NodeConfig, parse_config
 from exporter.lab import Lab
+from exporter.lab.risport import LAB_RISPORT_PASSWORD, LAB_RISPORT_USER
 from exporter.lab.tls import unused_port
 
 
@@ -119,3 +120,23 @@ def openssl_serial(pem: bytes) -> str:
         ["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, check=True
     ).stdout.decode()
     return shown.strip().removeprefix("serial=").lower()
+
+
+def risport_config_data(
+    lab: Lab, inventory: str = "risport", password: str = LAB_RISPORT_PASSWORD, **settings: Any
+) -> dict[str, Any]:
+    """The lab's exporter config (as YAML data) with every cluster's inventory from the lab's
+    RisPort70 (`inventory`: risport or both), slow intervals so that tests run probes by hand."""
+    data = lab.exporter_config(interval=300.0, timeout=60.0)
+    data["probes"]["risport"] = {
+        "interval": "300s",
+        "timeout": "60s",
+        "jitter": "0s",
+        "request_timeout": "3s",
+        "ca_file": str(lab.ca_file),
+        **settings,
+    }
+    for cluster in data["clusters"]:
+        cluster["inventory"] = inventory
+        cluster["risport"] = {"username": LAB_RISPORT_USER, "password": password}
+    return data

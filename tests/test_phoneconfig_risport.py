@@ -14,11 +14,11 @@ from exporter.catalogue import load_catalogue
 from exporter.config import ExporterConfig, parse_config
 from exporter.impact import Basis, cluster_phones
 from exporter.lab import Lab
-from exporter.lab.risport import LAB_RISPORT_PASSWORD, LAB_RISPORT_USER
 from exporter.probes import ProbeRunner
 from exporter.probes.phoneconfig import ConfigReason, PhoneConfigEntry, PhoneConfigProbeResult
 from exporter.results import ProbeRun
 from exporter.store import ResultStore
+from tests.conftest import risport_config_data
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,7 @@ def lab() -> Iterator[Lab]:
 
 
 def risport_only(lab: Lab) -> ExporterConfig:
-    data = lab.exporter_config(interval=300.0, timeout=60.0)
-    data["probes"]["risport"] = {
-        "interval": "300s",
-        "timeout": "60s",
-        "jitter": "0s",
-        "request_timeout": "3s",
-        "ca_file": str(lab.ca_file),
-    }
+    data = risport_config_data(lab)
     data["probes"]["phoneconfig"] = {
         "enabled": True,
         "interval": "300s",
@@ -43,9 +36,6 @@ def risport_only(lab: Lab) -> ExporterConfig:
         "jitter": "0s",
         "request_timeout": "2s",
     }
-    for cluster in data["clusters"]:
-        cluster["inventory"] = "risport"
-        cluster["risport"] = {"username": LAB_RISPORT_USER, "password": LAB_RISPORT_PASSWORD}
     return parse_config(yaml.safe_dump(data), base_dir=Path.cwd())
 
 

@@ -17,12 +17,13 @@ from exporter.catalogue import load_catalogue
 from exporter.config import ExporterConfig, parse_config
 from exporter.impact import Missing, cluster_phones
 from exporter.lab import Lab
-from exporter.lab.risport import LAB_RISPORT_PASSWORD, LAB_RISPORT_USER, RisportFault
+from exporter.lab.risport import LAB_RISPORT_PASSWORD, RisportFault
 from exporter.probes import BUILTIN_PROBES, ProbeRunner, ProbeSpec
 from exporter.probes.risport import RisportProbe, bundled_models
 from exporter.probes.risport_budget import BudgetBook
 from exporter.probes.risport_result import RisportOutcome, RisportProbeResult
 from exporter.results import ProbeRun
+from tests.conftest import risport_config_data
 
 EXTRA_PHONES = 2300  # the lab's ~70 plus these: three pages of 1000
 
@@ -60,18 +61,7 @@ def clock(lab: Lab) -> Iterator[FakeClock]:
 def risport_config(
     lab: Lab, inventory: str = "risport", password: str = LAB_RISPORT_PASSWORD, **settings: Any
 ) -> ExporterConfig:
-    data = lab.exporter_config(interval=300.0, timeout=60.0)
-    data["probes"]["risport"] = {
-        "interval": "300s",
-        "timeout": "60s",
-        "jitter": "0s",
-        "request_timeout": "3s",
-        "ca_file": str(lab.ca_file),
-        **settings,
-    }
-    for cluster in data["clusters"]:
-        cluster["inventory"] = inventory
-        cluster["risport"] = {"username": LAB_RISPORT_USER, "password": password}
+    data = risport_config_data(lab, inventory, password, **settings)
     return parse_config(yaml.safe_dump(data), base_dir=Path.cwd())
 
 
